@@ -1,0 +1,52 @@
+# The two commands are `make run` and `make test`; everything else is what they are made of.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+STACK := bash stack/stack.sh
+CODE := app agents tables schemas db
+
+.PHONY: install run test lint typecheck pytest stack-up stack-down stack-status clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the packaging changes; the project itself is installed editable.
+$(STAMP): setup.py | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+run: install stack-up
+	$(BIN)/faust -A app worker -l info
+
+# Leaves the stack as it found it: stopped afterwards only if this run started it.
+test: install
+	@if $(STACK) is-up; then was_up=1; else was_up=0; fi; \
+	$(STACK) up && $(MAKE) --no-print-directory lint typecheck pytest; status=$$?; \
+	if [ $$was_up = 0 ]; then $(STACK) down; fi; \
+	exit $$status
+
+lint: install
+	$(BIN)/ruff check $(CODE) tests
+
+typecheck: install
+	$(BIN)/mypy $(CODE)
+
+pytest: install
+	$(BIN)/pytest
+
+stack-up:
+	$(STACK) up
+
+stack-down:
+	$(STACK) down
+
+stack-status:
+	$(STACK) status
+
+clean:
+	rm -rf $(VENV) .faust-data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Faust agents and timers: thin edges that call the pure core and send what it returns."""

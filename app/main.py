@@ -1,0 +1,71 @@
+"""Builds the Faust app from the settings: topics, schema registration, web views."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import faust
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from faust.web import Request, Response, View
+
+from app.exceptions import SettingsError
+from app.health import HealthChecker
+from app.registry import register_until_done
+from app.settings import Settings, load_settings
+from app.topics import declare_topics
+
+log = logging.getLogger(__name__)
+
+
+def app_from_environment() -> faust.App:
+    """The app for ``faust -A app``: settings from the environment; exit 2 with one line if one is bad."""
+    try:
+        settings = load_settings(os.environ)
+    except SettingsError as error:
+        print(f"retail-datagen: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return create_app(settings)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app wired to ``settings``; it opens no connection until the worker starts."""
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        store="rocksdb://",
+        datadir=settings.data_dir,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        web_bind=settings.web_bind,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        autodiscover=False,
+    )
+    topics = declare_topics(app, settings)
+    health = HealthChecker(settings)
+    registry = SchemaRegistryClient({"url": settings.schema_registry_url})
+
+    @app.task
+    async def start_up() -> None:
+        log.info("settings: %s", settings.display())
+        await topics.declare_all()
+        log.info("topics ready: %s", ", ".join(topic.get_topic_name() for topic in topics.by_role.values()))
+        await register_until_done(registry, settings)
+
+    @app.page("/health")
+    class Health(View):
+        """200 when Kafka, the registry and Postgres all answer; 503 naming those that do not."""
+
+        async def get(self, request: Request) -> Response:
+            checks = await health.check_all()
+            failing = [check.service for check in checks if not check.ok]
+            body = {
+                "status": "ok" if not failing else "unavailable",
+                "failing": failing,
+                "checks": {check.service: {"ok": check.ok, "detail": check.detail} for check in checks},
+            }
+            return self.json(body, status=503 if failing else 200)
+
+    return app

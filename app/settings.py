@@ -1,0 +1,234 @@
+"""Every setting of the generator: one frozen, typed object read once at start-up."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from psycopg2 import ProgrammingError
+from psycopg2.extensions import parse_dsn
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from app.exceptions import SettingsError
+
+#: What each kind of value accepts, said in the one-line error a bad value produces.
+PROBABILITY = "a number between 0 and 1"
+WEIGHT = "a number >= 0 (the three weights must not all be 0)"
+COUNT = "a whole number >= 1"
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0, json_schema_extra={"accepts": PROBABILITY})]
+Weight = Annotated[float, Field(ge=0.0, json_schema_extra={"accepts": WEIGHT})]
+Count = Annotated[int, Field(ge=1, json_schema_extra={"accepts": COUNT})]
+
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}$")
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class Settings(BaseModel):
+    """The generator's configuration; each field is read from the variable of its name in capitals."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Rate and mix.
+    target_eps: float = Field(10.0, gt=0, json_schema_extra={"accepts": "a number > 0"})
+    burst_capacity: float | None = Field(
+        None, gt=0, json_schema_extra={"accepts": "a number of events > 0 (unset: one second at TARGET_EPS)"}
+    )
+    weight_orders: Weight = 0.6
+    weight_interactions: Weight = 0.3
+    weight_inventory_chg: Weight = 0.1
+    random_seed: int | None = Field(None, json_schema_extra={"accepts": "a whole number, or unset for a random run"})
+
+    # Inventory.
+    canon_inventory: Literal["postgres", "kafka"] = Field(
+        "postgres", json_schema_extra={"accepts": "postgres or kafka"}
+    )
+    mirror_inventory_to_db: bool = Field(False, json_schema_extra={"accepts": "true or false"})
+
+    # Business probabilities and data-quality faults.
+    p_order_has_payment: Probability = 0.85
+    p_order_has_shipment: Probability = 0.75
+    p_update_inventory: Probability = 0.02
+    p_update_price: Probability = 0.001
+    p_late_event: Probability = 0.05
+    p_bad_record: Probability = 0.001
+
+    # Connectivity.
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", json_schema_extra={"accepts": "comma-separated host:port pairs"}
+    )
+    schema_registry_url: str = Field(
+        "http://127.0.0.1:8081/apis/ccompat/v7",
+        repr=False,  # may carry user:password; display() shows it masked
+        json_schema_extra={"accepts": "an http:// or https:// URL"},
+    )
+    pg_dsn: SecretStr = Field(
+        SecretStr("host=127.0.0.1 port=5432 dbname=demo user=admin password=admin"),
+        json_schema_extra={"accepts": "a libpq DSN naming at least host and dbname"},
+    )
+
+    # Topics.
+    topic_orders: str = "orders.v1"
+    topic_payments: str = "payments.v1"
+    topic_shipments: str = "shipments.v1"
+    topic_inventory_changes: str = "inventory-changes.v1"
+    topic_customer_interactions: str = "customer-interactions.v1"
+    topic_dead_letter: str = "dead-letter.v1"
+    topic_partitions: Count = 4
+    topic_replication_factor: Count = 1
+
+    # The worker itself.
+    app_id: str = Field("retail-datagen", min_length=1, json_schema_extra={"accepts": "a non-empty name"})
+    web_bind: str = Field("127.0.0.1", min_length=1, json_schema_extra={"accepts": "an address to listen on"})
+    web_host: str = Field(
+        "127.0.0.1", min_length=1, json_schema_extra={"accepts": "the host name other workers reach this one by"}
+    )
+    web_port: int = Field(6066, ge=1, le=65535, json_schema_extra={"accepts": "a port number 1-65535"})
+    data_dir: str = Field("./.faust-data", min_length=1, json_schema_extra={"accepts": "a directory path"})
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_is_host_ports(cls, value: str) -> str:
+        servers = [server.strip() for server in value.split(",")]
+        if not all(_HOST_PORT.match(server) for server in servers):
+            raise ValueError("not a list of host:port")
+        return ",".join(servers)
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_is_http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL")
+        _ = parts.port  # raises ValueError on a port that is not a number
+        return value.rstrip("/")
+
+    @field_validator("pg_dsn")
+    @classmethod
+    def _dsn_is_libpq(cls, value: SecretStr) -> SecretStr:
+        try:
+            parsed = parse_dsn(value.get_secret_value())
+        except ProgrammingError as error:
+            raise ValueError("not a libpq DSN") from error
+        if not parsed.get("host") or not parsed.get("dbname"):
+            raise ValueError("a DSN without host or dbname")
+        return value
+
+    @field_validator(
+        "topic_orders",
+        "topic_payments",
+        "topic_shipments",
+        "topic_inventory_changes",
+        "topic_customer_interactions",
+        "topic_dead_letter",
+    )
+    @classmethod
+    def _legal_topic_name(cls, value: str) -> str:
+        if not _TOPIC_NAME.match(value) or value in (".", ".."):
+            raise ValueError("not a legal Kafka topic name")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.weight_orders + self.weight_interactions + self.weight_inventory_chg <= 0:
+            raise SettingsError(
+                "WEIGHT_ORDERS+WEIGHT_INTERACTIONS+WEIGHT_INVENTORY_CHG", "0", "at least one of the three weights > 0"
+            )
+        if self.p_order_has_shipment > self.p_order_has_payment:
+            raise SettingsError(
+                "P_ORDER_HAS_SHIPMENT",
+                str(self.p_order_has_shipment),
+                f"a probability <= P_ORDER_HAS_PAYMENT ({self.p_order_has_payment}): only paid orders ship",
+            )
+        topics = self.topics()
+        if len(set(topics.values())) != len(topics):
+            raise SettingsError("TOPIC_*", ",".join(topics.values()), "six distinct topic names")
+        return self
+
+    def topics(self) -> dict[str, str]:
+        """The topic names by role."""
+        return {
+            "orders": self.topic_orders,
+            "payments": self.topic_payments,
+            "shipments": self.topic_shipments,
+            "inventory_changes": self.topic_inventory_changes,
+            "customer_interactions": self.topic_customer_interactions,
+            "dead_letter": self.topic_dead_letter,
+        }
+
+    @property
+    def bucket_capacity(self) -> float:
+        """The token bucket's size in events: BURST_CAPACITY, or one second at the target rate."""
+        return self.burst_capacity if self.burst_capacity is not None else max(1.0, self.target_eps)
+
+    def display(self) -> dict[str, str]:
+        """Every setting by its variable name, secrets masked: safe to log or show."""
+        shown = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "pg_dsn":
+                text = mask_dsn(value.get_secret_value())
+            elif name == "schema_registry_url":
+                text = mask_url(value)
+            elif isinstance(value, bool):
+                text = str(value).lower()
+            else:
+                text = "" if value is None else str(value)
+            shown[name.upper()] = text
+        return shown
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with its password replaced by ***."""
+    parsed = parse_dsn(dsn)
+    if "password" in parsed:
+        parsed["password"] = "***"
+    return " ".join(f"{key}={value}" for key, value in parsed.items())
+
+
+def mask_url(url: str) -> str:
+    """The URL with any user:password part replaced by ***."""
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _accepts(name: str) -> str:
+    field = Settings.model_fields[name]
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    for item in field.metadata:  # Annotated aliases keep their Field() in metadata
+        extra = {**(getattr(item, "json_schema_extra", None) or {}), **extra}
+    accepts = extra.get("accepts")
+    if isinstance(accepts, str):
+        return accepts
+    if name.startswith("topic_"):
+        return "a Kafka topic name of letters, digits, '.', '_' or '-'"
+    return "a valid value"
+
+
+def _from_validation_error(error: ValidationError, environ: Mapping[str, str]) -> SettingsError:
+    first: dict[str, Any] = dict(error.errors()[0])
+    loc = first.get("loc") or ("?",)
+    name = str(loc[0])
+    variable = name.upper()
+    value = environ.get(variable, first.get("input"))
+    if name == "pg_dsn":
+        value = "<hidden>"  # a malformed DSN may still hold a password
+    elif name == "schema_registry_url":
+        value = re.sub(r"//[^/@]*@", "//***@", str(value))
+    return SettingsError(variable, str(value), _accepts(name) if name in Settings.model_fields else "a valid value")
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Read and validate the settings from ``environ``; raise SettingsError on the first bad value."""
+    fields = Settings.model_fields
+    values = {name: environ[name.upper()] for name in fields if environ.get(name.upper(), "") != ""}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise _from_validation_error(error, environ) from None

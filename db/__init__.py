@@ -1,0 +1,1 @@
+"""Postgres: DDL, seeding, repositories (aiopg) and the inventory mirror."""
