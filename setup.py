@@ -20,6 +20,8 @@ setup(
         # aiokafka >= 0.13 negotiates protocol versions; older ones cannot create topics on Kafka 4.
         "aiokafka==0.14.0",
         "pydantic==2.14.3",
+        # Imported directly (DSN parsing, COPY in the seed), not only through aiopg.
+        "psycopg2-binary==2.9.13",
     ],
     extras_require={
         "test": [

@@ -41,6 +41,12 @@ class Settings(BaseModel):
     weight_inventory_chg: Weight = 0.1
     random_seed: int | None = Field(None, json_schema_extra={"accepts": "a whole number, or unset for a random run"})
 
+    # Reference data sizes (the seed).
+    n_users: Count = 10_000
+    n_products: Count = 1_000
+    n_warehouses: Count = 5
+    n_suppliers: Count = 50
+
     # Inventory.
     canon_inventory: Literal["postgres", "kafka"] = Field(
         "postgres", json_schema_extra={"accepts": "postgres or kafka"}

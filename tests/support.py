@@ -1,0 +1,129 @@
+"""Helpers shared by the integration tests: a real worker process and the stack's addresses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FAUST = str(Path(sys.executable).with_name("faust"))
+REGISTRY_URL = "http://127.0.0.1:8081/apis/ccompat/v7"
+KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+PG_DSN = "host=127.0.0.1 port=5432 dbname=demo user=admin password=admin"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique_topics(tag: str) -> dict[str, str]:
+    """Topic settings private to one test, so tests never see each other's topics or subjects."""
+    suffix = f"{tag}-{uuid.uuid4().hex[:8]}"
+    return {
+        "TOPIC_ORDERS": f"orders.{suffix}",
+        "TOPIC_PAYMENTS": f"payments.{suffix}",
+        "TOPIC_SHIPMENTS": f"shipments.{suffix}",
+        "TOPIC_INVENTORY_CHANGES": f"inventory-changes.{suffix}",
+        "TOPIC_CUSTOMER_INTERACTIONS": f"customer-interactions.{suffix}",
+        "TOPIC_DEAD_LETTER": f"dead-letter.{suffix}",
+        "APP_ID": f"datagen-{suffix}",
+    }
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
+    """Status and JSON body of a GET, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@dataclass
+class Worker:
+    """A running ``faust -A app worker`` process and how to reach it."""
+
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until(self, predicate_path: str, want_status: int, timeout: float = 90.0) -> dict:
+        """Poll a view until it answers ``want_status``; fail with the worker's log if it never does."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            try:
+                status, body = http_get(self.url + predicate_path)
+            except (OSError, ValueError) as error:
+                last = error
+            else:
+                last = (status, body)
+                if status == want_status:
+                    return body
+            time.sleep(0.5)
+        raise AssertionError(f"{predicate_path} never answered {want_status}; last: {last}\n{self.log()[-4000:]}")
+
+    def wait_until_logged(self, text: str, timeout: float = 60.0) -> None:
+        """Wait for ``text`` in the worker's log; fail with the log if it never comes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.3)
+        raise AssertionError(f"never logged {text!r}:\n{self.log()[-4000:]}")
+
+
+@contextmanager
+def run_worker(tmp_path: Path, overrides: Mapping[str, str]) -> Iterator[Worker]:
+    """Start a worker with the default settings plus ``overrides``; stop it with SIGTERM afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "WEB_PORT": str(port),
+        "DATA_DIR": str(tmp_path / "faust-data"),
+        **overrides,
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [FAUST, "-A", "app", "worker", "-l", "info"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    worker = Worker(process, env, port, log_path)
+    try:
+        yield worker
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
