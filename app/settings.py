@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg2 import ProgrammingError
 from psycopg2.extensions import parse_dsn
@@ -39,6 +40,11 @@ class Settings(BaseModel):
     weight_orders: Weight = 0.6
     weight_interactions: Weight = 0.3
     weight_inventory_chg: Weight = 0.1
+    max_events: int | None = Field(
+        None, ge=1, json_schema_extra={"accepts": "a whole number >= 1, or unset for an endless run"}
+    )
+    diurnal_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
+    timezone: str = Field("UTC", json_schema_extra={"accepts": "an IANA time zone name such as Europe/Paris"})
     random_seed: int | None = Field(None, json_schema_extra={"accepts": "a whole number, or unset for a random run"})
 
     # Reference data sizes (the seed).
@@ -101,6 +107,15 @@ class Settings(BaseModel):
         if not all(_HOST_PORT.match(server) for server in servers):
             raise ValueError("not a list of host:port")
         return ",".join(servers)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError("unknown time zone") from error
+        return value
 
     @field_validator("schema_registry_url")
     @classmethod
