@@ -22,6 +22,8 @@ setup(
         "pydantic==2.14.3",
         # Imported directly (DSN parsing, COPY in the seed), not only through aiopg.
         "psycopg2-binary==2.9.13",
+        # Seeded reference data is only reproducible with the same fake-data tables: keep it pinned.
+        "mimesis==22.2.0",
     ],
     extras_require={
         "test": [

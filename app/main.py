@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from faust.cli import AppCommand
 from faust.web import Request, Response, View
 
 from app.exceptions import SettingsError
 from app.health import HealthChecker
 from app.registry import register_until_done
+from app.retry import until_done
 from app.settings import Settings, load_settings
 from app.topics import declare_topics
+from db.seed import ensure_seeded, log_progress, seed_command
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +51,24 @@ def create_app(settings: Settings) -> faust.App:
     health = HealthChecker(settings)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
 
+    async def seed_reference_data() -> None:
+        seeded = await until_done(lambda: ensure_seeded(settings, progress=log_progress), "seeding Postgres")
+        log.info("%s", seeded.summary())
+
+    async def create_topics() -> None:
+        await until_done(topics.declare_all, "creating topics")
+        log.info("topics ready: %s", ", ".join(topic.get_topic_name() for topic in topics.by_role.values()))
+
     @app.task
     async def start_up() -> None:
+        """Each service's step on its own, so one that is down does not hold back the others."""
         log.info("settings: %s", settings.display())
-        await topics.declare_all()
-        log.info("topics ready: %s", ", ".join(topic.get_topic_name() for topic in topics.by_role.values()))
-        await register_until_done(registry, settings)
+        await asyncio.gather(create_topics(), register_until_done(registry, settings), seed_reference_data())
+
+    @app.command()
+    async def seed(self: AppCommand) -> None:
+        """Apply the Postgres schema and seed the reference data unless the database holds it already."""
+        await seed_command(settings, say=self.say)
 
     @app.page("/health")
     class Health(View):

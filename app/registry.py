@@ -7,6 +7,7 @@ import logging
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from app.retry import until_done
 from app.settings import Settings, mask_url
 from schemas import SCHEMA_FILES, load_schema
 
@@ -32,23 +33,9 @@ def register_all(client: SchemaRegistryClient, settings: Settings) -> dict[str, 
     }
 
 
-async def register_until_done(
-    client: SchemaRegistryClient, settings: Settings, *, first_delay: float = 1.0, max_delay: float = 30.0
-) -> dict[str, int]:
+async def register_until_done(client: SchemaRegistryClient, settings: Settings) -> dict[str, int]:
     """Register the schemas, retrying with backoff while the registry is unreachable."""
-    delay = first_delay
-    while True:
-        try:
-            ids = await asyncio.to_thread(register_all, client, settings)
-        except Exception as error:  # the registry client raises several kinds on outages
-            log.warning(
-                "schema registry %s unavailable (%s); retrying in %.0f s",
-                mask_url(settings.schema_registry_url),
-                type(error).__name__,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
-        else:
-            log.info("registered value schemas: %s", ids)
-            return ids
+    what = f"registering schemas at {mask_url(settings.schema_registry_url)}"
+    ids = await until_done(lambda: asyncio.to_thread(register_all, client, settings), what)
+    log.info("registered value schemas: %s", ids)
+    return ids

@@ -47,11 +47,13 @@ class Settings(BaseModel):
     timezone: str = Field("UTC", json_schema_extra={"accepts": "an IANA time zone name such as Europe/Paris"})
     random_seed: int | None = Field(None, json_schema_extra={"accepts": "a whole number, or unset for a random run"})
 
-    # Reference data sizes (the seed).
-    n_users: Count = 10_000
-    n_products: Count = 1_000
-    n_warehouses: Count = 5
-    n_suppliers: Count = 50
+    # Reference data sizes (the seed); the bounds are app.reference.sizes', checked equal by a test.
+    n_users: int = Field(10_000, ge=1, le=5_000_000, json_schema_extra={"accepts": "a whole number 1-5000000"})
+    n_products: int = Field(1_000, ge=1, le=1_000_000, json_schema_extra={"accepts": "a whole number 1-1000000"})
+    n_warehouses: int = Field(
+        5, ge=1, le=20, json_schema_extra={"accepts": "a whole number 1-20 (one warehouse per region)"}
+    )
+    n_suppliers: int = Field(50, ge=1, le=100_000, json_schema_extra={"accepts": "a whole number 1-100000"})
 
     # Inventory.
     canon_inventory: Literal["postgres", "kafka"] = Field(

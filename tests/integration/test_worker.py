@@ -60,6 +60,10 @@ def test_health_names_postgres_when_it_does_not_answer(tmp_path: Path) -> None:
         assert body["checks"]["kafka"]["ok"] is True
         assert body["checks"]["registry"]["ok"] is True
         assert "password" not in str(body)
+        worker.wait_until_logged("seeding Postgres failed")
+        worker.wait_until_logged("topics ready")
+        worker.wait_until_logged("registered value schemas")
+        assert "password=admin" not in worker.log()
 
 
 def test_registry_outage_does_not_stop_the_worker(tmp_path: Path) -> None:

@@ -136,3 +136,20 @@ def test_secrets_never_appear_in_errors(environ: dict[str, str]) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(environ)
     assert "s3cret" not in str(caught.value)
+
+
+def test_size_bounds_are_the_seeds() -> None:
+    from app.reference.sizes import MAX_PRODUCTS, MAX_SUPPLIERS, MAX_USERS, MAX_WAREHOUSES
+
+    assert load_settings({"N_USERS": str(MAX_USERS), "N_PRODUCTS": str(MAX_PRODUCTS)}).n_users == MAX_USERS
+    for variable, bound in [
+        ("N_USERS", MAX_USERS),
+        ("N_PRODUCTS", MAX_PRODUCTS),
+        ("N_WAREHOUSES", MAX_WAREHOUSES),
+        ("N_SUPPLIERS", MAX_SUPPLIERS),
+    ]:
+        assert getattr(load_settings({variable: str(bound)}), variable.lower()) == bound
+        with pytest.raises(SettingsError, match=variable):
+            load_settings({variable: str(bound + 1)})
+        with pytest.raises(SettingsError, match=variable):
+            load_settings({variable: "0"})
