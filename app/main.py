@@ -12,12 +12,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust.cli import AppCommand
 from faust.web import Request, Response, View
 
+from agents.generation import GenerationAgent
 from app.exceptions import SettingsError
 from app.health import HealthChecker
 from app.registry import register_until_done
 from app.retry import until_done
 from app.settings import Settings, load_settings
 from app.topics import declare_topics
+from db.catalog import load_catalog
 from db.seed import ensure_seeded, log_progress, seed_command
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ def create_app(settings: Settings) -> faust.App:
     topics = declare_topics(app, settings)
     health = HealthChecker(settings)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
+    generation = GenerationAgent(app, settings, registry)
+    dsn = settings.pg_dsn.get_secret_value()
 
     async def seed_reference_data() -> None:
         seeded = await until_done(lambda: ensure_seeded(settings, progress=log_progress), "seeding Postgres")
@@ -64,6 +68,8 @@ def create_app(settings: Settings) -> faust.App:
         """Each service's step on its own, so one that is down does not hold back the others."""
         log.info("settings: %s", settings.display())
         await asyncio.gather(create_topics(), register_until_done(registry, settings), seed_reference_data())
+        catalog = await until_done(lambda: load_catalog(dsn), "loading the catalogue")
+        generation.start(catalog)
 
     @app.command()
     async def seed(self: AppCommand) -> None:

@@ -35,7 +35,7 @@ class Settings(BaseModel):
     # Rate and mix.
     target_eps: float = Field(10.0, gt=0, json_schema_extra={"accepts": "a number > 0"})
     burst_capacity: float | None = Field(
-        None, gt=0, json_schema_extra={"accepts": "a number of events > 0 (unset: one second at TARGET_EPS)"}
+        None, ge=1, json_schema_extra={"accepts": "a number of events >= 1 (unset: one second at TARGET_EPS)"}
     )
     weight_orders: Weight = 0.6
     weight_interactions: Weight = 0.3

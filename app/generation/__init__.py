@@ -1,0 +1,44 @@
+"""Event generation, pure: a seeded random.Random and the caller's clock in, Avro-shaped value dicts out."""
+
+from app.generation.catalog import Catalog, Product, search_terms
+from app.generation.config import GenerationConfig, GenerationSettings
+from app.generation.events import (
+    CUSTOMER_INTERACTIONS,
+    INVENTORY_CHANGES,
+    KINDS,
+    ORDERS,
+    Event,
+    PriceChange,
+)
+from app.generation.exceptions import CatalogError, GenerationError
+from app.generation.faults import BAD_KINDS, BYTE_LEVEL_KINDS, SEMANTIC_KINDS, UNKNOWN_SCHEMA_IDS, corrupt
+from app.generation.generator import EventGenerator
+from app.generation.rate import TokenBucket, diurnal_factor, local_hour
+from app.generation.sampler import RecentSet, Sampler
+
+__all__ = [
+    "BAD_KINDS",
+    "BYTE_LEVEL_KINDS",
+    "CUSTOMER_INTERACTIONS",
+    "INVENTORY_CHANGES",
+    "KINDS",
+    "ORDERS",
+    "SEMANTIC_KINDS",
+    "UNKNOWN_SCHEMA_IDS",
+    "Catalog",
+    "CatalogError",
+    "Event",
+    "EventGenerator",
+    "GenerationConfig",
+    "GenerationError",
+    "GenerationSettings",
+    "PriceChange",
+    "Product",
+    "RecentSet",
+    "Sampler",
+    "TokenBucket",
+    "corrupt",
+    "diurnal_factor",
+    "local_hour",
+    "search_terms",
+]

@@ -1,0 +1,59 @@
+"""What the generator hands to the edge: events with their Avro value dicts, and the price changes it made."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+#: Event kinds: the topic roles of ``Settings.topics()``.
+ORDERS = "orders"
+CUSTOMER_INTERACTIONS = "customer_interactions"
+INVENTORY_CHANGES = "inventory_changes"
+KINDS = (ORDERS, CUSTOMER_INTERACTIONS, INVENTORY_CHANGES)
+
+#: Symbols of the InteractionType and ChangeType enums of the .avsc files.
+PAGE_VIEW = "PAGE_VIEW"
+SEARCH = "SEARCH"
+CART_ADD = "CART_ADD"
+RESTOCK = "RESTOCK"
+DAMAGE = "DAMAGE"
+RETURN = "RETURN"
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+class Event(NamedTuple):
+    """One record to send: its topic role, key and value dict, when it goes out, how late, and any fault.
+
+    Immutable like a frozen dataclass but three times cheaper to build, which counts at 50,000 a second.
+    """
+
+    #: ORDERS, CUSTOMER_INTERACTIONS or INVENTORY_CHANGES.
+    kind: str
+    #: The record key: order_id, session_id, or str(product_id) for inventory changes.
+    key: str
+    #: Field by field the .avsc record of ``kind``; event_time is epoch milliseconds, money in cents.
+    value: dict[str, object]
+    #: The emission time, epoch milliseconds: the Kafka record timestamp.
+    emitted_ms: int
+    #: emitted_ms - event_time: 0, or the delay of a late event.
+    late_ms: int
+    #: None, or the BAD_KINDS fault this record must carry (header and, for byte faults, ``corrupt``).
+    bad_kind: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChange:
+    """A product's price moved; the generator already charges the new one, the edge writes it to Postgres."""
+
+    product_id: int
+    old_cents: int
+    new_cents: int
+
+
+def event_id(random_bits: Callable[[int], int]) -> str:
+    """A version-4 UUID string made of 128 bits from ``random_bits``, as ``str(uuid.UUID(int=..., version=4))``."""
+    digits = ((random_bits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16).hex()
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

@@ -1,0 +1,225 @@
+"""The generator: batches of orders, session steps and background inventory changes in the configured mix."""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect
+from collections import deque
+
+from app.generation.catalog import Catalog
+from app.generation.config import GenerationConfig
+from app.generation.events import (
+    CUSTOMER_INTERACTIONS,
+    DAMAGE,
+    INVENTORY_CHANGES,
+    ORDERS,
+    RESTOCK,
+    RETURN,
+    Event,
+    PriceChange,
+    event_id,
+)
+from app.generation.exceptions import GenerationError
+from app.generation.faults import BAD_KINDS
+from app.generation.sampler import Sampler
+from app.generation.sessions import SessionPool
+
+_NEGATIVE_QUANTITY = "negative_quantity"
+
+
+class EventGenerator:
+    """Makes events from a catalogue, a config and one seeded Random; the caller supplies the clock.
+
+    Each event draws, in this order, whether it is late, whether it is bad (and how), then its kind from
+    the mix, then its contents. Sessions and pending cart adds age on the stream clock, which advances
+    1000 / stream_eps ms per event; ``now_ms`` only stamps the events. So a seed gives the same contents,
+    ids included, however the events are split into batches and whenever the batches are made.
+    """
+
+    def __init__(self, catalog: Catalog, config: GenerationConfig, rng: random.Random) -> None:
+        self.config = config
+        self.sampler = Sampler(
+            catalog, rng, config.recent_users, config.recent_products, config.p_recent_user, config.p_recent_product
+        )
+        self.sessions = SessionPool(config, self.sampler, rng)
+        self._carts = self.sessions.carts
+        self._prices = self.sampler.prices  # the sampler's list: set_price shows here at once
+        self._product_ids = self.sampler.product_ids
+        self._skus = self.sampler.skus
+        self._random = rng.random
+        self._bits = rng.getrandbits
+        self._lognormal = rng.lognormvariate
+        self._warehouse_ids = catalog.warehouse_ids
+        self._currency = catalog.currency
+        self._kind_cuts = cuts(config.mix)
+        self._quantity_cuts = cuts(config.quantity_weights)
+        self._change_cuts = cuts(config.change_weights)
+        self._restock_units = config.restock_units or balanced_restock(config)
+        self._late_mu = config.late_mu
+        self._clock_step = 1000.0 / config.stream_eps
+        self._clock_ms = 0.0
+        #: Orders to be returned: (order_id, product index, quantity).
+        self._returns: deque[tuple[str, int, int]] = deque(maxlen=config.max_pending)
+        self._price_changes: list[PriceChange] = []
+
+    def next_batch(self, count: int, now_ms: int) -> list[Event]:
+        """Exactly ``count`` events emitted at ``now_ms`` (epoch milliseconds), in the mix of the weights."""
+        if count < 0:
+            msg = f"next_batch({count}): expected a count >= 0"
+            raise GenerationError(msg)
+        rnd = self._random
+        order_cut, interaction_cut = self._kind_cuts[0], self._kind_cuts[1]
+        p_late, p_bad = self.config.p_late_event, self.config.p_bad_record
+        late_delay, order, interaction, change = self._late_delay, self._order, self._interaction, self._change
+        clock, clock_step = self._clock_ms, self._clock_step
+        events: list[Event] = []
+        append = events.append
+        for _ in range(count):
+            clock += clock_step
+            late = late_delay() if rnd() < p_late else 0
+            bad = BAD_KINDS[int(rnd() * len(BAD_KINDS))] if rnd() < p_bad else None
+            draw = rnd()
+            if draw < order_cut:
+                append(order(clock, now_ms, late, bad))
+            elif draw < interaction_cut:
+                append(interaction(clock, now_ms, late, bad))
+            else:
+                append(change(now_ms, late, bad))
+        self._clock_ms = clock
+        return events
+
+    @property
+    def clock_ms(self) -> float:
+        """The stream clock: events generated so far x 1000 / stream_eps, in milliseconds."""
+        return self._clock_ms
+
+    def drain_price_changes(self) -> list[PriceChange]:
+        """The price changes made since the last call, oldest first; later orders already charge them."""
+        changes, self._price_changes = self._price_changes, []
+        return changes
+
+    def set_price(self, product_id: int, price_cents: int) -> None:
+        """Charge ``price_cents`` for ``product_id`` from the next order on (a price changed elsewhere)."""
+        self.sampler.set_price(product_id, price_cents)
+
+    def _order(self, clock_ms: float, now_ms: int, late: int, bad: str | None) -> Event:
+        sampler = self.sampler
+        cart = None
+        if bad is None and self._carts and self._random() < self.config.p_order_follows_cart:
+            cart = self.sessions.take_cart(clock_ms)
+        if cart is None:
+            user_id, product, session_id = sampler.draw_user(), sampler.draw_product(), None
+        else:
+            user_id, product, session_id = cart.user_id, cart.product, cart.session_id
+            sampler.recent_users.touch(user_id)
+            sampler.recent_products.touch(product)
+        quantity = 1 + bisect(self._quantity_cuts, self._random())
+        if bad == _NEGATIVE_QUANTITY:
+            quantity = -quantity
+        price = self._prices[product]
+        order_id = event_id(self._bits)
+        value: dict[str, object] = {
+            "order_id": order_id,
+            "user_id": user_id,
+            "product_id": self._product_ids[product],
+            "sku": self._skus[product],
+            "quantity": quantity,
+            "unit_price": price,
+            "amount": quantity * price,
+            "currency": self._currency,
+            "session_id": session_id,
+            "event_time": now_ms - late,
+        }
+        if bad is None:  # a good order's background consequences: a price move of its product, a later return
+            if self._random() < self.config.p_update_price:
+                self._move_price(product)
+            if self._random() < self.config.p_update_inventory:
+                self._returns.append((order_id, product, quantity))
+        return Event(ORDERS, order_id, value, now_ms, late, bad)
+
+    def _move_price(self, product: int) -> None:
+        low, high = self.config.price_move
+        move = low + (high - low) * self._random()
+        if self._random() < 0.5:
+            move = -move
+        prices = self.sampler.prices
+        old = prices[product]
+        new = max(self.sampler.costs[product], round(old * (1.0 + move)))
+        if new == old:  # at its cost, or a price of a few cents: up by a cent
+            new = old + 1
+        prices[product] = new
+        self._price_changes.append(PriceChange(self.sampler.product_ids[product], old, new))
+
+    def _interaction(self, clock_ms: float, now_ms: int, late: int, bad: str | None) -> Event:
+        if bad is None:
+            session_id, value = self.sessions.step(clock_ms, now_ms - late)
+        else:
+            user_id = self.sampler.draw_user()
+            if bad == _NEGATIVE_QUANTITY:
+                user_id = min(-user_id, -1)
+            session_id, value = self.sessions.stray_page_view(now_ms - late, user_id)
+        return Event(CUSTOMER_INTERACTIONS, session_id, value, now_ms, late, bad)
+
+    def _change(self, now_ms: int, late: int, bad: str | None) -> Event:
+        rnd = self._random
+        source_id = None
+        if bad is None and self._returns:
+            source_id, product, quantity = self._returns.popleft()
+            change_type, delta = RETURN, 1 + int(rnd() * quantity)
+        else:
+            product = self.sampler.popular_product()
+            change_type, delta = self._background_change()
+        if bad == _NEGATIVE_QUANTITY:
+            delta = -delta
+        product_id = self.sampler.product_ids[product]
+        value: dict[str, object] = {
+            "change_id": event_id(self._bits),
+            "product_id": product_id,
+            "sku": self.sampler.skus[product],
+            "warehouse_id": self._warehouse_ids[int(rnd() * len(self._warehouse_ids))],
+            "change_type": change_type,
+            "delta": delta,
+            "source_id": source_id,
+            "event_time": now_ms - late,
+        }
+        return Event(INVENTORY_CHANGES, str(product_id), value, now_ms, late, bad)
+
+    def _background_change(self) -> tuple[str, int]:
+        """A RESTOCK, DAMAGE or RETURN by the change weights, and its signed delta."""
+        rnd = self._random
+        which = bisect(self._change_cuts, rnd())
+        low, high = (self._restock_units, self.config.damage_units, self.config.return_units)[which]
+        units = low + int(rnd() * (high - low + 1))
+        return (RESTOCK, units) if which == 0 else (DAMAGE, -units) if which == 1 else (RETURN, units)
+
+    def _late_delay(self) -> int:
+        """Milliseconds late: lognormal around the median, clipped to [late_min_ms, late_max_ms]."""
+        config = self.config
+        delay = self._lognormal(self._late_mu, config.late_sigma)
+        return int(min(max(delay, config.late_min_ms), config.late_max_ms))
+
+
+def cuts(weights: tuple[float, ...]) -> list[float]:
+    """Thresholds for ``bisect(cuts, random())`` to pick index i with probability weights[i] / sum.
+
+    The cut of the last positive weight and all after it are 1.0 exactly, so rounding never picks
+    an index whose weight is 0.
+    """
+    total = math.fsum(weights)
+    thresholds = [math.fsum(weights[: index + 1]) / total for index in range(len(weights))]
+    last_positive = max(index for index, weight in enumerate(weights) if weight > 0)
+    return [1.0 if index >= last_positive else cut for index, cut in enumerate(thresholds)]
+
+
+def balanced_restock(config: GenerationConfig) -> tuple[int, int]:
+    """Units per RESTOCK, uniform around the mean that replaces the units orders and damage take."""
+    order_share, _, change_share = (weight / math.fsum(config.mix) for weight in config.mix)
+    quantity_total = math.fsum(config.quantity_weights)
+    mean_quantity = sum((units + 1) * w for units, w in enumerate(config.quantity_weights)) / quantity_total
+    restock_share, damage_share, _ = (w / math.fsum(config.change_weights) for w in config.change_weights)
+    mean_damage = (config.damage_units[0] + config.damage_units[1]) / 2.0
+    taken = order_share * mean_quantity + change_share * damage_share * mean_damage
+    restocks = change_share * restock_share
+    mean = max(1.0, taken / restocks) if restocks > 0 else 1.0
+    return max(1, round(mean / 2.0)), max(1, round(mean * 1.5))

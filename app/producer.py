@@ -1,0 +1,69 @@
+"""Sends framed records to Kafka with confluent-kafka's producer (librdkafka), and says when Kafka pushes back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+log = logging.getLogger(__name__)
+
+#: librdkafka's local queue bound: what memory the producer may hold while Kafka is slow.
+QUEUE_MAX_MESSAGES = 200_000
+
+
+class EventProducer:
+    """A librdkafka producer whose ``send`` answers False instead of blocking when its queue is full."""
+
+    def __init__(self, bootstrap: str, *, client_id: str) -> None:
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "client.id": client_id,
+            "enable.idempotence": True,  # acks=all, no duplicates from librdkafka's own retries
+            "linger.ms": 20,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": QUEUE_MAX_MESSAGES,
+            "compression.type": "lz4",
+            "logger": logging.getLogger("librdkafka"),
+        }
+        self._producer = Producer(config)
+        self.delivered = 0
+        self.failed = 0
+
+    def send(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        timestamp_ms: int,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> bool:
+        """Queue one record; False when the local queue is full (nothing was queued)."""
+        try:
+            self._producer.produce(
+                topic, value, key, timestamp=timestamp_ms, headers=headers, on_delivery=self._on_delivery
+            )
+        except BufferError:
+            return False
+        return True
+
+    def serve(self, timeout: float = 0.0) -> None:
+        """Run delivery callbacks, waiting up to ``timeout`` seconds for one."""
+        self._producer.poll(timeout)
+
+    def queued(self) -> int:
+        """Records waiting in librdkafka for delivery."""
+        return len(self._producer)
+
+    def flush(self, timeout: float) -> int:
+        """Deliver what is queued; the number still undelivered after ``timeout``."""
+        return int(self._producer.flush(timeout))
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            self.delivered += 1
+            return
+        self.failed += 1
+        if self.failed <= 10 or self.failed % 1000 == 0:
+            log.error("delivery to %s failed (%d so far): %s", message.topic(), self.failed, error)

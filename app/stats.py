@@ -1,0 +1,80 @@
+"""What the generator has emitted, per topic, and at what rate: the numbers behind ``GET /stats/``."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RateMeter:
+    """Events per whole second of a monotonic clock, kept for ``window`` seconds."""
+
+    window: int = 60
+    total: int = 0
+    _seconds: deque[list[int]] = field(default_factory=deque)
+
+    def add(self, count: int, now: float) -> None:
+        """Count ``count`` events at time ``now`` (seconds)."""
+        second = int(now)
+        if self._seconds and self._seconds[-1][0] == second:
+            self._seconds[-1][1] += count
+        else:
+            self._seconds.append([second, count])
+        self.total += count
+        while self._seconds and self._seconds[0][0] <= second - self.window:
+            self._seconds.popleft()
+
+    def rate(self, now: float, span: int) -> float:
+        """Mean events per second over the last ``span`` complete seconds before ``now``."""
+        span = min(span, self.window)
+        current = int(now)
+        counted = sum(count for second, count in self._seconds if current - span <= second < current)
+        return counted / span
+
+
+@dataclass
+class EmissionStats:
+    """Per-topic meters plus the generator's own state: target, diurnal factor, backpressure, faults."""
+
+    meters: dict[str, RateMeter] = field(default_factory=dict)
+    bad_records: Counter[str] = field(default_factory=Counter)
+    late_events: int = 0
+    target_eps: float = 0.0
+    diurnal_factor: float = 1.0
+    backpressure_waits: int = 0
+    pending: int = 0
+    shortfall: int = 0
+    state: str = "starting"
+
+    def add(self, topic: str, count: int, now: float) -> None:
+        """Count events emitted on ``topic``."""
+        meter = self.meters.get(topic)
+        if meter is None:
+            meter = self.meters[topic] = RateMeter()
+        meter.add(count, now)
+
+    @property
+    def emitted(self) -> int:
+        """Events emitted on all topics."""
+        return sum(meter.total for meter in self.meters.values())
+
+    def report(self, now: float) -> dict[str, object]:
+        """A JSON-ready summary at time ``now``."""
+        return {
+            "state": self.state,
+            "target_eps": round(self.target_eps, 3),
+            "diurnal_factor": round(self.diurnal_factor, 4),
+            "emitted": self.emitted,
+            "rate_10s": round(sum(meter.rate(now, 10) for meter in self.meters.values()), 2),
+            "rate_60s": round(sum(meter.rate(now, 60) for meter in self.meters.values()), 2),
+            "late_events": self.late_events,
+            "bad_records": dict(self.bad_records),
+            "backpressure_waits": self.backpressure_waits,
+            "pending": self.pending,
+            "shortfall": self.shortfall,
+            "topics": {
+                topic: {"emitted": meter.total, "rate_10s": meter.rate(now, 10), "rate_60s": meter.rate(now, 60)}
+                for topic, meter in sorted(self.meters.items())
+            },
+        }
