@@ -127,3 +127,71 @@ def run_worker(tmp_path: Path, overrides: Mapping[str, str]) -> Iterator[Worker]
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@dataclass(frozen=True)
+class ReadRecord:
+    """One record read back by the independent consumer."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    raw: bytes
+    timestamp_ms: int
+    headers: dict[str, bytes]
+    value: dict | None  # None when the record did not decode
+    error: str | None
+
+
+def read_back(topics: list[str], expected: int, timeout: float = 120.0) -> list[ReadRecord]:
+    """Read every record of ``topics`` from the start with confluent-kafka's AvroDeserializer and the registry.
+
+    Independent of the project's own decoding: a downstream user's consumer. Stops at ``expected`` records or
+    when nothing new arrives for a while after ``timeout``.
+    """
+    from confluent_kafka import Consumer
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": REGISTRY_URL}))
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA_BOOTSTRAP,
+            "group.id": f"readback-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(topics)
+    records: list[ReadRecord] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=5000, timeout=1.0):
+                if message.error():
+                    raise AssertionError(f"consumer error: {message.error()}")
+                raw = message.value() or b""
+                value, error = None, None
+                try:
+                    context = SerializationContext(message.topic(), MessageField.VALUE)
+                    value = deserializer(raw, context)
+                except Exception as caught:  # every way a record can fail to decode counts
+                    error = f"{type(caught).__name__}: {caught}"
+                records.append(
+                    ReadRecord(
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                        message.key(),
+                        raw,
+                        message.timestamp()[1],
+                        {name: data for name, data in (message.headers() or [])},
+                        value,
+                        error,
+                    )
+                )
+    finally:
+        consumer.close()
+    return records
