@@ -198,7 +198,9 @@ class GenerationAgent:
         log.info("generating with RANDOM_SEED=%d at TARGET_EPS=%s", seed, settings.target_eps)
         generator = EventGenerator(catalog, GenerationConfig.from_settings(settings), random.Random(seed))
         codec = AvroCodec(self._registry, settings.topics())
-        producer = EventProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-generator")
+        producer = EventProducer(
+            settings.kafka_bootstrap, client_id=f"{settings.app_id}-generator", queue_max=settings.producer_queue_max
+        )
         self.generation = Generation(
             settings, generator, codec, producer, self.stats, random.Random(f"{seed}:faults")
         )

@@ -15,12 +15,18 @@ MAGIC_BYTE = 0
 HEADER_SIZE = 5
 
 
+#: TopicNameStrategy (``<topic>-value``) stated, not left to the client's default: since confluent-kafka 2.16
+#: that default asks the registry's associations API first, which Apicurio answers 404 (and which has
+#: been seen to stall a client there).
+SERIALIZER_CONF = {"auto.register.schemas": True, "subject.name.strategy.type": "TOPIC"}
+
+
 class AvroCodec:
     """One serializer per topic role; each registers its schema once, then encodes without the registry."""
 
     def __init__(self, client: SchemaRegistryClient, topics: Mapping[str, str]) -> None:
         self._serializers = {
-            role: AvroSerializer(client, load_schema(role), conf={"auto.register.schemas": True})
+            role: AvroSerializer(client, load_schema(role), conf=SERIALIZER_CONF)
             for role in SCHEMA_FILES
         }
         self._contexts = {role: SerializationContext(topics[role], MessageField.VALUE) for role in SCHEMA_FILES}

@@ -9,21 +9,18 @@ from confluent_kafka import KafkaError, Message, Producer
 
 log = logging.getLogger(__name__)
 
-#: librdkafka's local queue bound: what memory the producer may hold while Kafka is slow.
-QUEUE_MAX_MESSAGES = 200_000
-
-
 class EventProducer:
     """A librdkafka producer whose ``send`` answers False instead of blocking when its queue is full."""
 
-    def __init__(self, bootstrap: str, *, client_id: str) -> None:
+    def __init__(self, bootstrap: str, *, client_id: str, queue_max: int) -> None:
+        """``queue_max`` bounds the records librdkafka holds while Kafka is slow: the memory backpressure may use."""
         config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
             "enable.idempotence": True,  # acks=all, no duplicates from librdkafka's own retries
             "linger.ms": 20,
             "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": QUEUE_MAX_MESSAGES,
+            "queue.buffering.max.messages": queue_max,
             "compression.type": "lz4",
             "logger": logging.getLogger("librdkafka"),
         }

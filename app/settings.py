@@ -43,6 +43,12 @@ class Settings(BaseModel):
     max_events: int | None = Field(
         None, ge=1, json_schema_extra={"accepts": "a whole number >= 1, or unset for an endless run"}
     )
+    producer_queue_max: int = Field(
+        200_000,
+        ge=1,
+        le=10_000_000,
+        json_schema_extra={"accepts": "a whole number 1-10000000"},
+    )
     diurnal_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
     timezone: str = Field("UTC", json_schema_extra={"accepts": "an IANA time zone name such as Europe/Paris"})
     random_seed: int | None = Field(None, json_schema_extra={"accepts": "a whole number, or unset for a random run"})
