@@ -425,15 +425,18 @@ record_pg_pid() {
   if [[ -n $pid ]]; then printf '%s\n' "$pid" >"$RUN_DIR/postgres.pid"; fi
 }
 
-# Role admin/admin and database demo, created if missing (safe to run on every `up`).
+# Role admin/admin and database demo, created if missing (safe to run on every `up`). admin is a
+# superuser, as POSTGRES_USER is in the postgres image that docker-compose.yml runs: tests create and
+# force-drop throwaway databases, which needs the right to end any session in them.
 pg_bootstrap() {
   (cd "$PG_DIR" && as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" \
     -U "$(pg_superuser)" -d postgres) >>"$LOG_DIR/postgres.log" 2>&1 <<'SQL'
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'admin') THEN
-    CREATE ROLE admin LOGIN CREATEDB PASSWORD 'admin';
+    CREATE ROLE admin LOGIN SUPERUSER PASSWORD 'admin';
   END IF;
+  ALTER ROLE admin SUPERUSER;
 END
 $$;
 SELECT 'CREATE DATABASE demo OWNER admin'

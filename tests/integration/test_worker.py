@@ -37,6 +37,7 @@ def test_worker_creates_topics_registers_subjects_and_is_healthy(tmp_path: Path)
             "postgres": True,
         }
         worker.wait_until_logged("registered value schemas")
+        worker.wait_until_logged("topics ready")
 
         topic_names = [value for key, value in topics.items() if key.startswith("TOPIC_")]
         assert _partition_counts(topic_names) == dict.fromkeys(topic_names, 3)
