@@ -22,10 +22,11 @@ class EventProducer:
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": queue_max,
             "compression.type": "lz4",
+            # Reports only failures: a Python callback per delivered record would cost ~1 us of the GIL each.
+            "delivery.report.only.error": True,
             "logger": logging.getLogger("librdkafka"),
         }
         self._producer = Producer(config)
-        self.delivered = 0
         self.failed = 0
 
     def send(
@@ -59,7 +60,6 @@ class EventProducer:
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
-            self.delivered += 1
             return
         self.failed += 1
         if self.failed <= 10 or self.failed % 1000 == 0:
