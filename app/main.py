@@ -12,6 +12,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust.cli import AppCommand
 from faust.web import Request, Response, View
 
+from agents.fulfilment import FulfilmentAgents
 from agents.generation import GenerationAgent
 from app.exceptions import SettingsError
 from app.health import HealthChecker
@@ -21,6 +22,7 @@ from app.settings import Settings, load_settings
 from app.topics import declare_topics
 from db.catalog import load_catalog
 from db.seed import ensure_seeded, log_progress, seed_command
+from db.stock import load_stock_reference
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ def create_app(settings: Settings) -> faust.App:
     health = HealthChecker(settings)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     generation = GenerationAgent(app, settings, registry)
+    fulfilment = None
+    if settings.canon_inventory == "kafka":
+        fulfilment = FulfilmentAgents(app, settings, registry, generation.stats.agents)
     dsn = settings.pg_dsn.get_secret_value()
 
     async def seed_reference_data() -> None:
@@ -69,6 +74,10 @@ def create_app(settings: Settings) -> faust.App:
         log.info("settings: %s", settings.display())
         await asyncio.gather(create_topics(), register_until_done(registry, settings), seed_reference_data())
         catalog = await until_done(lambda: load_catalog(dsn), "loading the catalogue")
+        if fulfilment is not None:
+            await fulfilment.start(await until_done(lambda: load_stock_reference(dsn), "loading the stock"))
+        else:
+            log.warning("CANON_INVENTORY=postgres: payments, shipments and inventory are not derived yet")
         generation.start(catalog)
 
     @app.command()

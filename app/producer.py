@@ -22,6 +22,9 @@ class EventProducer:
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": queue_max,
             "compression.type": "lz4",
+            # The Java client's partitioner (and aiokafka's, so Faust's): a key lands in the same partition
+            # whoever produces it, which the co-partitioned stock agent relies on.
+            "partitioner": "murmur2_random",
             # Reports only failures: a Python callback per delivered record would cost ~1 us of the GIL each.
             "delivery.report.only.error": True,
             "logger": logging.getLogger("librdkafka"),

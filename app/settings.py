@@ -65,6 +65,12 @@ class Settings(BaseModel):
     canon_inventory: Literal["postgres", "kafka"] = Field(
         "postgres", json_schema_extra={"accepts": "postgres or kafka"}
     )
+    lead_time_scale: float = Field(
+        1 / 1440,
+        gt=0,
+        le=1,
+        json_schema_extra={"accepts": "a number in (0, 1]: 1/1440 makes a supplier's day last a minute"},
+    )
     mirror_inventory_to_db: bool = Field(False, json_schema_extra={"accepts": "true or false"})
 
     # Business probabilities and data-quality faults.

@@ -40,6 +40,8 @@ class EmissionStats:
     meters: dict[str, RateMeter] = field(default_factory=dict)
     bad_records: Counter[str] = field(default_factory=Counter)
     late_events: int = 0
+    #: What the fulfilment agents did: shipped, backordered, dead letters, ...
+    agents: Counter[str] = field(default_factory=Counter)
     target_eps: float = 0.0
     diurnal_factor: float = 1.0
     backpressure_waits: int = 0
@@ -73,6 +75,7 @@ class EmissionStats:
             "backpressure_waits": self.backpressure_waits,
             "pending": self.pending,
             "shortfall": self.shortfall,
+            "agents": dict(self.agents),
             "topics": {
                 topic: {"emitted": meter.total, "rate_10s": meter.rate(now, 10), "rate_60s": meter.rate(now, 60)}
                 for topic, meter in sorted(self.meters.items())

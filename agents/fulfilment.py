@@ -1,0 +1,328 @@
+"""The fulfilment agents (CANON_INVENTORY=kafka): payments, shipments and the event-sourced stock table.
+
+``orders`` decodes each order, dead-letters what it cannot use, decides the payment and passes the order on,
+keyed by product, to ``stock``. ``stock`` reads that topic together with the inventory changes, which are keyed by
+product too, so one product's orders and changes meet in one partition, in order: it folds every change into the
+``stock`` table, ships what the stock can serve (a SALE change, applied at once and again, idempotently, when it
+comes back from the topic), backorders what it cannot, and schedules returns and restocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import faust
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from faust.types import EventT, StreamT, TableT
+
+from app.avro import AvroCodec
+from app.dead_letters import dead_letter_headers
+from app.decoding import RecordDecoder, RegistryUnavailable, UndecodableRecord
+from app.derivation import (
+    DerivationConfig,
+    Fulfilment,
+    Stage,
+    decide_payment,
+    decide_return,
+    decide_shipment,
+    inventory_change,
+    restock_change,
+    restock_needed,
+    rng_for,
+    validate_order,
+)
+from app.inventory import StockState, apply, validate_change
+from app.producer import EventProducer
+from app.settings import Settings
+from db.stock import StockReference
+from tables import rocksdict_table
+
+log = logging.getLogger(__name__)
+
+#: How often due returns and restocks are sent.
+SCHEDULE_SECONDS = 1.0
+#: How long to wait before asking the registry again while it cannot be reached.
+REGISTRY_PAUSE = 2.0
+
+
+def _millis(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The decoded value with its timestamps as epoch milliseconds, as the pure core takes them."""
+    return {key: int(item.timestamp() * 1000) if isinstance(item, datetime) else item for key, item in value.items()}
+
+
+class FulfilmentAgents:
+    """The two agents, their tables and the timer that sends scheduled changes."""
+
+    def __init__(
+        self, app: faust.App, settings: Settings, registry: SchemaRegistryClient, counts: Counter[str]
+    ) -> None:
+        """``counts`` receives what the agents do (shown by ``/stats/``)."""
+        self._settings = settings
+        self._topics = settings.topics()
+        self._decoder = RecordDecoder(registry)
+        self._codec = AvroCodec(registry, self._topics)
+        self._config = DerivationConfig.from_settings(settings, lead_time_scale=settings.lead_time_scale)
+        self._producer: EventProducer | None = None
+        self._reference: StockReference | None = None
+        self._ready = asyncio.Event()
+        self._sent_scheduled: set[str] = set()
+        self.counts = counts
+        partitions = settings.topic_partitions
+        self.stock: TableT = rocksdict_table(app, "stock", partitions=partitions, value_serializer="json")
+        self.backorders: TableT = rocksdict_table(app, "backorders", partitions=partitions, value_serializer="json")
+        self.scheduled: TableT = rocksdict_table(app, "scheduled", partitions=partitions, value_serializer="json")
+        self._by_product_name = f"{settings.app_id}-orders-by-product"
+        self.by_product = app.topic(
+            self._by_product_name, partitions=partitions, key_serializer="raw", value_serializer="raw"
+        )
+        orders = app.topic(self._topics["orders"], key_serializer="raw", value_serializer="raw")
+        stock_inputs = app.topic(
+            self._by_product_name, self._topics["inventory_changes"], key_serializer="raw", value_serializer="raw"
+        )
+        app.agent(orders, name="orders")(self._orders)
+        app.agent(stock_inputs, name="stock")(self._stock)
+        app.timer(SCHEDULE_SECONDS, name="send-scheduled")(self._send_scheduled)
+
+    async def start(self, reference: StockReference) -> None:
+        """Begin work with the reference data; on the first run, open the stock with the seeded balances."""
+        self._reference = reference
+        self._producer = EventProducer(
+            self._settings.kafka_bootstrap,
+            client_id=f"{self._settings.app_id}-agents",
+            queue_max=self._settings.producer_queue_max,
+        )
+        if await asyncio.to_thread(self._changes_topic_is_empty):
+            opened = self._send_opening_balances(reference)
+            log.info("inventory opened from the seeded stock: %d opening RESTOCK changes", opened)
+        await asyncio.to_thread(self._producer.flush, 30.0)
+        self._ready.set()
+
+    # ----- the orders agent
+
+    async def _orders(self, stream: StreamT) -> None:
+        async for event in stream.events():
+            await self._ready.wait()
+            value = await self._decoded(event)
+            if value is None:
+                continue
+            order = _millis(value)
+            reason = validate_order(order)
+            if reason is not None:
+                self._dead_letter(event, f"invalid order: {reason}")
+                continue
+            payment = decide_payment(order, self._config, rng_for(self._config.seed, order["order_id"], Stage.PAYMENT))
+            if payment is not None:
+                self._send("payments", order["order_id"], payment)
+            forwarded = json.dumps({"order": order, "payment": payment}).encode()
+            self._sender().send(
+                self._by_product_name, str(order["product_id"]).encode(), forwarded, order["event_time"]
+            )
+            self._sender().serve(0)
+
+    # ----- the stock agent
+
+    async def _stock(self, stream: StreamT) -> None:
+        async for event in stream.events():
+            await self._ready.wait()
+            if event.message.topic == self._by_product_name:
+                forwarded = json.loads(event.value)
+                self._fulfil(forwarded["order"], forwarded["payment"], not_before_ms=None, retry=False)
+                continue
+            value = await self._decoded(event)
+            if value is None:
+                continue
+            change = _millis(value)
+            reason = validate_change(change)
+            if reason is not None:
+                self._dead_letter(event, f"invalid inventory change: {reason}")
+                continue
+            self._fold(change)
+            if change["change_type"] in ("RESTOCK", "RETURN"):
+                self._retry_backorders(change["product_id"], change["event_time"])
+            self._sender().serve(0)
+
+    def _fulfil(
+        self, order: dict[str, Any], payment: dict[str, Any] | None, *, not_before_ms: int | None, retry: bool
+    ) -> bool:
+        """Ship ``order`` if its stock allows; backorder it if not (unless it is a retry). True when shipped."""
+        reference = self._reference_data()
+        key = str(order["product_id"])
+        state = self._state(key)
+        available = state.available() if state is not None else {}
+        rng = rng_for(self._config.seed, order["order_id"], Stage.SHIPMENT)
+        decision = decide_shipment(
+            order, payment, available, reference.warehouses, self._config, rng, not_before_ms=not_before_ms
+        )
+        if decision.fulfilment == Fulfilment.BACKORDERED:
+            if not retry:
+                self.backorders[key] = [*(self.backorders.get(key) or []), {"order": order, "payment": payment}]
+                self.counts["backordered"] += 1
+            return False
+        if decision.fulfilment != Fulfilment.SHIPPED:
+            self.counts[f"not shipped: {decision.reason}"] += 1
+            return False
+        assert decision.shipment is not None
+        assert decision.sale is not None
+        self._send("shipments", order["order_id"], decision.shipment)
+        self._send("inventory_changes", key, decision.sale)
+        self._fold(decision.sale)
+        self.counts["shipped"] += 1
+        returned = decide_return(
+            order, decision.shipment, self._config, rng_for(self._config.seed, order["order_id"], Stage.RETURN)
+        )
+        if returned is not None:
+            self._schedule(key, returned.due_ms, returned.change)
+        return True
+
+    def _fold(self, change: dict[str, Any]) -> None:
+        key = str(change["product_id"])
+        state = self._state(key)
+        folded = apply(state, change)
+        if folded is state:
+            return  # a redelivery, or our own SALE coming back from the topic
+        self.stock[key] = folded.to_dict()
+        self._forget_scheduled(key, str(change["change_id"]))
+        if change["delta"] < 0:
+            self._maybe_restock(
+                folded, int(change["warehouse_id"]), str(change["change_id"]), int(change["event_time"])
+            )
+
+    def _retry_backorders(self, product_id: int, not_before_ms: int) -> None:
+        key = str(product_id)
+        waiting = self.backorders.get(key) or []
+        if not waiting:
+            return
+        still = [
+            item
+            for item in waiting
+            if not self._fulfil(item["order"], item["payment"], not_before_ms=not_before_ms, retry=True)
+        ]
+        if len(still) != len(waiting):
+            self.backorders[key] = still
+
+    def _maybe_restock(self, state: StockState, warehouse_id: int, trigger_id: str, now_ms: int) -> None:
+        policy = self._reference_data().policies.get((state.product_id, warehouse_id))
+        if policy is None:
+            return
+        key = str(state.product_id)
+        on_order = sum(
+            int(change["delta"])
+            for _, change in self.scheduled.get(key) or []
+            if change["change_type"] == "RESTOCK" and change["warehouse_id"] == warehouse_id
+        )
+        quantity = restock_needed(
+            state.available().get(warehouse_id, 0), policy.reorder_point, policy.reorder_qty, on_order
+        )
+        if quantity > 0:
+            restock = restock_change(
+                state.product_id,
+                state.sku,
+                warehouse_id,
+                quantity,
+                policy.lead_time_days,
+                self._config.lead_time_scale,
+                now_ms,
+                trigger_id,
+            )
+            self._schedule(key, restock.due_ms, restock.change)
+            self.counts["restocks ordered"] += 1
+
+    def _schedule(self, key: str, due_ms: int, change: dict[str, Any]) -> None:
+        self.scheduled[key] = [*(self.scheduled.get(key) or []), [due_ms, change]]
+
+    def _forget_scheduled(self, key: str, change_id: str) -> None:
+        pending = self.scheduled.get(key) or []
+        kept = [item for item in pending if item[1]["change_id"] != change_id]
+        if len(kept) != len(pending):
+            self.scheduled[key] = kept
+
+    async def _send_scheduled(self) -> None:
+        """Send returns and restocks that are due; ``stock`` removes each from the schedule when it folds it."""
+        if not self._ready.is_set():
+            return
+        now_ms = int(time.time() * 1000)
+        for key, pending in list(self.scheduled.items()):
+            for due_ms, change in pending or []:
+                if due_ms <= now_ms and change["change_id"] not in self._sent_scheduled:
+                    self._send("inventory_changes", key, change)
+                    self._sent_scheduled.add(change["change_id"])
+        self._sender().serve(0)
+
+    # ----- plumbing
+
+    def _state(self, key: str) -> StockState | None:
+        stored = self.stock.get(key)
+        return StockState.from_dict(stored) if stored else None
+
+    async def _decoded(self, event: EventT) -> Mapping[str, Any] | None:
+        """The event's value, or None after dead-lettering it; waits out a registry outage instead."""
+        while True:
+            try:
+                return self._decoder.decode(event.message.topic, event.value)
+            except UndecodableRecord as error:
+                self._dead_letter(event, str(error))
+                return None
+            except RegistryUnavailable as error:
+                log.warning("schema registry unavailable while decoding (%s); waiting", error)
+                await asyncio.sleep(REGISTRY_PAUSE)
+
+    def _dead_letter(self, event: EventT, error: str) -> None:
+        message = event.message
+        original = message.headers or []
+        pairs = list(original.items()) if isinstance(original, Mapping) else list(original)
+        headers = dead_letter_headers(pairs, message.topic, message.partition, message.offset, error)
+        self._sender().send(
+            self._topics["dead_letter"], message.key or b"", event.value or b"", int(message.timestamp * 1000), headers
+        )
+        self.counts["dead letters"] += 1
+
+    def _send(self, role: str, key: str, value: Mapping[str, Any]) -> None:
+        self._sender().send(self._topics[role], key.encode(), self._codec.encode(role, value), int(time.time() * 1000))
+
+    def _sender(self) -> EventProducer:
+        assert self._producer is not None, "used before start()"
+        return self._producer
+
+    def _reference_data(self) -> StockReference:
+        assert self._reference is not None, "used before start()"
+        return self._reference
+
+    def _changes_topic_is_empty(self) -> bool:
+        consumer = Consumer({"bootstrap.servers": self._settings.kafka_bootstrap, "group.id": "datagen-probe"})
+        try:
+            topic = self._topics["inventory_changes"]
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            return all(
+                consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1] == 0
+                for partition in metadata.partitions
+            )
+        finally:
+            consumer.close()
+
+    def _send_opening_balances(self, reference: StockReference) -> int:
+        now_ms = int(time.time() * 1000)
+        sent = 0
+        for (product_id, warehouse_id), on_hand in sorted(reference.opening.items()):
+            if on_hand <= 0:
+                continue
+            change = inventory_change(
+                f"opening-{product_id}-{warehouse_id}",
+                product_id,
+                reference.skus[product_id],
+                warehouse_id,
+                "RESTOCK",
+                on_hand,
+                None,
+                now_ms,
+            )
+            self._send("inventory_changes", str(product_id), change)
+            sent += 1
+        return sent

@@ -1,0 +1,49 @@
+"""Reads what the fulfilment agents need of the reference data: warehouses, seeded stock, reorder rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiopg
+
+from app.derivation import Warehouse
+
+
+@dataclass(frozen=True)
+class StockPolicy:
+    """A product's reorder rule at one warehouse, and its primary supplier's lead time."""
+
+    reorder_point: int
+    reorder_qty: int
+    lead_time_days: int
+
+
+@dataclass(frozen=True)
+class StockReference:
+    """Loaded once at start: no database round trip per order."""
+
+    warehouses: dict[int, Warehouse]
+    #: (product_id, warehouse_id) -> seeded on_hand: the opening balances of a Kafka-canonical inventory.
+    opening: dict[tuple[int, int], int]
+    skus: dict[int, str]
+    policies: dict[tuple[int, int], StockPolicy]
+
+
+async def load_stock_reference(dsn: str) -> StockReference:
+    """Warehouses, seeded stock per warehouse and SKU, and reorder rules with lead times."""
+    async with aiopg.connect(dsn) as conn, conn.cursor() as cursor:
+        await cursor.execute("select warehouse_id, region, country from warehouses")
+        warehouses = {row[0]: Warehouse(row[0], row[1], row[2]) for row in await cursor.fetchall()}
+        await cursor.execute(
+            "select wi.product_id, wi.warehouse_id, wi.on_hand, wi.reorder_point, wi.reorder_qty,"
+            " coalesce(ps.lead_time_days, 7), p.sku"
+            " from warehouse_inventory wi join products p using (product_id)"
+            " left join product_suppliers ps on ps.product_id = wi.product_id and ps.is_primary"
+        )
+        rows = await cursor.fetchall()
+    return StockReference(
+        warehouses=warehouses,
+        opening={(row[0], row[1]): int(row[2]) for row in rows},
+        skus={row[0]: row[6] for row in rows},
+        policies={(row[0], row[1]): StockPolicy(int(row[3]), int(row[4]), int(row[5])) for row in rows},
+    )
