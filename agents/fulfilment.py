@@ -76,17 +76,20 @@ class FulfilmentAgents:
         self._sent_scheduled: set[str] = set()
         self.counts = counts
         partitions = settings.topic_partitions
-        self.stock: TableT = rocksdict_table(app, "stock", partitions=partitions, value_serializer="json")
-        self.backorders: TableT = rocksdict_table(app, "backorders", partitions=partitions, value_serializer="json")
-        self.scheduled: TableT = rocksdict_table(app, "scheduled", partitions=partitions, value_serializer="json")
+        self.stock: TableT = rocksdict_table(app, "stock", partitions=partitions)
+        self.backorders: TableT = rocksdict_table(app, "backorders", partitions=partitions)
+        self.scheduled: TableT = rocksdict_table(app, "scheduled", partitions=partitions)
         self._by_product_name = f"{settings.app_id}-orders-by-product"
-        self.by_product = app.topic(
-            self._by_product_name, partitions=partitions, key_serializer="raw", value_serializer="raw"
-        )
-        orders = app.topic(self._topics["orders"], key_serializer="raw", value_serializer="raw")
-        stock_inputs = app.topic(
-            self._by_product_name, self._topics["inventory_changes"], key_serializer="raw", value_serializer="raw"
-        )
+        # internal=True: Faust creates these before it subscribes (the broker does not auto-create topics).
+        source: dict[str, Any] = {
+            "partitions": partitions,
+            "replicas": settings.topic_replication_factor,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+            "internal": True,
+        }
+        orders = app.topic(self._topics["orders"], **source)
+        stock_inputs = app.topic(self._by_product_name, self._topics["inventory_changes"], **source)
         app.agent(orders, name="orders")(self._orders)
         app.agent(stock_inputs, name="stock")(self._stock)
         app.timer(SCHEDULE_SECONDS, name="send-scheduled")(self._send_scheduled)

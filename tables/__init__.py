@@ -12,5 +12,6 @@ ROCKSDICT = {"driver": "rocksdict"}
 
 
 def rocksdict_table(app: faust.App, name: str, **kwargs: Any) -> TableT:
-    """A table on the app's ``rocksdb://`` store, opened with the rocksdict driver."""
-    return app.Table(name, options=dict(ROCKSDICT), **kwargs)
+    """A table of str keys and JSON values on the app's ``rocksdb://`` store, opened with the rocksdict driver."""
+    schema: faust.Schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
+    return app.Table(name, options=dict(ROCKSDICT), schema=schema, **kwargs)
