@@ -71,7 +71,7 @@ class FulfilmentAgents:
         self._codec = AvroCodec(registry, self._topics)
         self._config = DerivationConfig.from_settings(settings, lead_time_scale=settings.lead_time_scale)
         self._producer: EventProducer | None = None
-        self._reference: StockReference | None = None
+        self.reference: StockReference | None = None
         self._ready = asyncio.Event()
         self._sent_scheduled: set[str] = set()
         self.counts = counts
@@ -96,7 +96,7 @@ class FulfilmentAgents:
 
     async def start(self, reference: StockReference) -> None:
         """Begin work with the reference data; on the first run, open the stock with the seeded balances."""
-        self._reference = reference
+        self.reference = reference
         self._producer = EventProducer(
             self._settings.kafka_bootstrap,
             client_id=f"{self._settings.app_id}-agents",
@@ -295,8 +295,8 @@ class FulfilmentAgents:
         return self._producer
 
     def _reference_data(self) -> StockReference:
-        assert self._reference is not None, "used before start()"
-        return self._reference
+        assert self.reference is not None, "used before start()"
+        return self.reference
 
     def _changes_topic_is_empty(self) -> bool:
         consumer = Consumer({"bootstrap.servers": self._settings.kafka_bootstrap, "group.id": "datagen-probe"})
