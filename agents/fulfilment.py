@@ -22,6 +22,7 @@ import faust
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust.types import EventT, StreamT, TableT
+from mode import BaseSignalT
 
 from app.avro import AvroCodec
 from app.dead_letters import dead_letter_headers
@@ -42,6 +43,7 @@ from app.derivation import (
 from app.inventory import StockState, apply, validate_change
 from app.producer import EventProducer
 from app.settings import Settings
+from db.mirror import mirror_stock
 from db.stock import StockReference
 from tables import rocksdict_table
 
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: How often due returns and restocks are sent.
 SCHEDULE_SECONDS = 1.0
+#: How often the mirror writes changed stock to Postgres (MIRROR_INVENTORY_TO_DB=true).
+MIRROR_SECONDS = 1.0
 #: How long to wait before asking the registry again while it cannot be reached.
 REGISTRY_PAUSE = 2.0
 
@@ -74,6 +78,7 @@ class FulfilmentAgents:
         self.reference: StockReference | None = None
         self._ready = asyncio.Event()
         self._sent_scheduled: set[str] = set()
+        self._unmirrored: set[str] = set()  # products whose stock changed since the mirror last wrote
         self.counts = counts
         partitions = settings.topic_partitions
         self.stock: TableT = rocksdict_table(app, "stock", partitions=partitions)
@@ -93,6 +98,9 @@ class FulfilmentAgents:
         app.agent(orders, name="orders")(self._orders)
         app.agent(stock_inputs, name="stock")(self._stock)
         app.timer(SCHEDULE_SECONDS, name="send-scheduled")(self._send_scheduled)
+        if settings.mirror_inventory_to_db:
+            app.timer(MIRROR_SECONDS, name="mirror")(self.mirror)
+            app.on_before_shutdown.connect(self._on_shutdown)
 
     async def start(self, reference: StockReference) -> None:
         """Begin work with the reference data; on the first run, open the stock with the seeded balances."""
@@ -192,6 +200,7 @@ class FulfilmentAgents:
         if folded is state:
             return  # a redelivery, or our own SALE coming back from the topic
         self.stock[key] = folded.to_dict()
+        self._unmirrored.add(key)
         self._forget_scheduled(key, str(change["change_id"]))
         if change["delta"] < 0:
             self._maybe_restock(
@@ -258,6 +267,24 @@ class FulfilmentAgents:
                     self._send("inventory_changes", key, change)
                     self._sent_scheduled.add(change["change_id"])
         self._sender().serve(0)
+
+    # ----- the mirror
+
+    async def mirror(self) -> None:
+        """Write the stock of every product changed since the last call to Postgres, in one transaction."""
+        if not self._unmirrored:
+            return
+        keys, self._unmirrored = self._unmirrored, set()
+        states = [state for key in keys if (state := self.stock.get(key))]
+        try:
+            await mirror_stock(self._settings.pg_dsn.get_secret_value(), states)
+        except Exception as error:
+            self._unmirrored |= keys  # written with the next batch
+            log.warning("mirroring %d products failed (%s); will retry", len(keys), type(error).__name__)
+
+    async def _on_shutdown(self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+        await self.mirror()
+        log.info("inventory mirror flushed")
 
     # ----- plumbing
 
