@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 STACK := bash stack/stack.sh
 CODE := app agents tables schemas db
 
-.PHONY: install run test lint typecheck pytest stack-up stack-down stack-status clean
+.PHONY: install run test lint typecheck pytest stack-up stack-down stack-status bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ typecheck: install
 
 pytest: install
 	$(BIN)/pytest
+
+# Benchmarks (figures never live in tests): seeding, then rate accuracy and the generation ceiling.
+bench: install stack-up
+	$(BIN)/python bench/seed_bench.py
+	$(BIN)/python bench/generation_bench.py --targets 10,1000,10000 --window 60 --ceiling-window 60
+
+bench-quick: install stack-up
+	$(BIN)/python bench/seed_bench.py
+	$(BIN)/python bench/generation_bench.py --targets 10,1000,10000 --window 10 --ceiling-window 15
 
 stack-up:
 	$(STACK) up
