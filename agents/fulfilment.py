@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from app.decoding import RecordDecoder, RegistryUnavailable, UndecodableRecord
 from app.derivation import (
     DerivationConfig,
     Fulfilment,
+    ShipmentDecision,
     Stage,
     decide_payment,
     decide_return,
@@ -44,6 +45,7 @@ from app.inventory import StockState, apply, validate_change
 from app.producer import EventProducer
 from app.settings import Settings
 from db.mirror import mirror_stock
+from db.pg_inventory import PostgresInventory
 from db.stock import StockReference
 from tables import rocksdict_table
 
@@ -75,6 +77,7 @@ class FulfilmentAgents:
         self._codec = AvroCodec(registry, self._topics)
         self._config = DerivationConfig.from_settings(settings, lead_time_scale=settings.lead_time_scale)
         self._producer: EventProducer | None = None
+        self._pg: PostgresInventory | None = None  # CANON_INVENTORY=postgres: the stock lives there
         self.reference: StockReference | None = None
         self._ready = asyncio.Event()
         self._sent_scheduled: set[str] = set()
@@ -110,8 +113,10 @@ class FulfilmentAgents:
             client_id=f"{self._settings.app_id}-agents",
             queue_max=self._settings.producer_queue_max,
         )
+        if self._settings.canon_inventory == "postgres":
+            self._pg = await PostgresInventory.open(self._settings.pg_dsn.get_secret_value())
         if await asyncio.to_thread(self._changes_topic_is_empty):
-            opened = self._send_opening_balances(reference)
+            opened = await self._send_opening_balances(reference)
             log.info("inventory opened from the seeded stock: %d opening RESTOCK changes", opened)
         await asyncio.to_thread(self._producer.flush, 30.0)
         self._ready.set()
@@ -145,7 +150,7 @@ class FulfilmentAgents:
             await self._ready.wait()
             if event.message.topic == self._by_product_name:
                 forwarded = json.loads(event.value)
-                self._fulfil(forwarded["order"], forwarded["payment"], not_before_ms=None, retry=False)
+                await self._fulfil(forwarded["order"], forwarded["payment"], not_before_ms=None, retry=False)
                 continue
             value = await self._decoded(event)
             if value is None:
@@ -155,23 +160,30 @@ class FulfilmentAgents:
             if reason is not None:
                 self._dead_letter(event, f"invalid inventory change: {reason}")
                 continue
-            self._fold(change)
+            await self._fold(change)
             if change["change_type"] in ("RESTOCK", "RETURN"):
-                self._retry_backorders(change["product_id"], change["event_time"])
+                await self._retry_backorders(change["product_id"], change["event_time"])
             self._sender().serve(0)
 
-    def _fulfil(
+    async def _fulfil(
         self, order: dict[str, Any], payment: dict[str, Any] | None, *, not_before_ms: int | None, retry: bool
     ) -> bool:
         """Ship ``order`` if its stock allows; backorder it if not (unless it is a retry). True when shipped."""
-        reference = self._reference_data()
         key = str(order["product_id"])
-        state = self._state(key)
-        available = state.available() if state is not None else {}
         rng = rng_for(self._config.seed, order["order_id"], Stage.SHIPMENT)
-        decision = decide_shipment(
-            order, payment, available, reference.warehouses, self._config, rng, not_before_ms=not_before_ms
-        )
+        warehouses = self._reference_data().warehouses
+
+        def decide(state: StockState | None) -> ShipmentDecision:
+            available = state.available() if state is not None else {}
+            return decide_shipment(
+                order, payment, available, warehouses, self._config, rng, not_before_ms=not_before_ms
+            )
+
+        if self._pg is None:
+            before = self._state(key)
+            decision = decide(before)
+        else:
+            decision, before = await self._pg_decide(int(order["product_id"]), decide)
         if decision.fulfilment == Fulfilment.BACKORDERED:
             if not retry:
                 self.backorders[key] = [*(self.backorders.get(key) or []), {"order": order, "payment": payment}]
@@ -184,7 +196,11 @@ class FulfilmentAgents:
         assert decision.sale is not None
         self._send("shipments", order["order_id"], decision.shipment)
         self._send("inventory_changes", key, decision.sale)
-        self._fold(decision.sale)
+        if self._pg is None:
+            await self._fold(decision.sale)
+        elif before is not None:  # Postgres took the SALE inside the decision's transaction
+            sale = decision.sale
+            self._maybe_restock(apply(before, sale), int(str(sale["warehouse_id"])), sale)
         self.counts["shipped"] += 1
         returned = decide_return(
             order, decision.shipment, self._config, rng_for(self._config.seed, order["order_id"], Stage.RETURN)
@@ -193,21 +209,39 @@ class FulfilmentAgents:
             self._schedule(key, returned.due_ms, returned.change)
         return True
 
-    def _fold(self, change: dict[str, Any]) -> None:
+    async def _pg_decide(
+        self, product_id: int, decide: Callable[[StockState | None], ShipmentDecision]
+    ) -> tuple[ShipmentDecision, StockState]:
+        assert self._pg is not None
+        pg = self._pg
+
+        async def decision(cursor: Any, state: StockState) -> tuple[ShipmentDecision, StockState]:
+            made = decide(state)
+            if made.fulfilment == Fulfilment.SHIPPED and made.sale is not None:
+                await pg.take(cursor, made.sale)
+            return made, state
+
+        return await pg.decide(product_id, decision)
+
+    async def _fold(self, change: dict[str, Any]) -> None:
         key = str(change["product_id"])
-        state = self._state(key)
-        folded = apply(state, change)
-        if folded is state:
-            return  # a redelivery, or our own SALE coming back from the topic
-        self.stock[key] = folded.to_dict()
-        self._unmirrored.add(key)
+        if self._pg is None:
+            state = self._state(key)
+            folded: StockState | None = apply(state, change)
+            if folded is state:
+                return  # a redelivery, or our own SALE coming back from the topic
+            assert folded is not None
+            self.stock[key] = folded.to_dict()
+            self._unmirrored.add(key)
+        else:
+            folded = await self._pg.apply(change)
+            if folded is None:
+                return  # applied before
         self._forget_scheduled(key, str(change["change_id"]))
         if change["delta"] < 0:
-            self._maybe_restock(
-                folded, int(change["warehouse_id"]), str(change["change_id"]), int(change["event_time"])
-            )
+            self._maybe_restock(folded, int(change["warehouse_id"]), change)
 
-    def _retry_backorders(self, product_id: int, not_before_ms: int) -> None:
+    async def _retry_backorders(self, product_id: int, not_before_ms: int) -> None:
         key = str(product_id)
         waiting = self.backorders.get(key) or []
         if not waiting:
@@ -215,12 +249,13 @@ class FulfilmentAgents:
         still = [
             item
             for item in waiting
-            if not self._fulfil(item["order"], item["payment"], not_before_ms=not_before_ms, retry=True)
+            if not await self._fulfil(item["order"], item["payment"], not_before_ms=not_before_ms, retry=True)
         ]
         if len(still) != len(waiting):
             self.backorders[key] = still
 
-    def _maybe_restock(self, state: StockState, warehouse_id: int, trigger_id: str, now_ms: int) -> None:
+    def _maybe_restock(self, state: StockState, warehouse_id: int, trigger: Mapping[str, Any]) -> None:
+        trigger_id, now_ms = str(trigger["change_id"]), int(trigger["event_time"])
         policy = self._reference_data().policies.get((state.product_id, warehouse_id))
         if policy is None:
             return
@@ -337,9 +372,12 @@ class FulfilmentAgents:
         finally:
             consumer.close()
 
-    def _send_opening_balances(self, reference: StockReference) -> int:
+    async def _send_opening_balances(self, reference: StockReference) -> int:
+        """The seeded stock as RESTOCK changes, so the topic is a complete history (Postgres holds it already)."""
         now_ms = int(time.time() * 1000)
         sent = 0
+        if self._pg is not None:
+            await self._pg.mark_applied(f"opening-{product}-{warehouse}" for product, warehouse in reference.opening)
         for (product_id, warehouse_id), on_hand in sorted(reference.opening.items()):
             if on_hand <= 0:
                 continue

@@ -14,6 +14,7 @@ from faust.web import Request, Response, View
 
 from agents.fulfilment import FulfilmentAgents
 from agents.generation import GenerationAgent
+from agents.views import register_inventory_views
 from app.exceptions import SettingsError
 from app.health import HealthChecker
 from app.registry import register_until_done
@@ -55,9 +56,8 @@ def create_app(settings: Settings) -> faust.App:
     health = HealthChecker(settings)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     generation = GenerationAgent(app, settings, registry)
-    fulfilment = None
-    if settings.canon_inventory == "kafka":
-        fulfilment = FulfilmentAgents(app, settings, registry, generation.stats.agents)
+    fulfilment = FulfilmentAgents(app, settings, registry, generation.stats.agents)
+    register_inventory_views(app, fulfilment if settings.canon_inventory == "kafka" else None, generation)
     dsn = settings.pg_dsn.get_secret_value()
 
     async def seed_reference_data() -> None:
@@ -74,10 +74,7 @@ def create_app(settings: Settings) -> faust.App:
         log.info("settings: %s", settings.display())
         await asyncio.gather(create_topics(), register_until_done(registry, settings), seed_reference_data())
         catalog = await until_done(lambda: load_catalog(dsn), "loading the catalogue")
-        if fulfilment is not None:
-            await fulfilment.start(await until_done(lambda: load_stock_reference(dsn), "loading the stock"))
-        else:
-            log.warning("CANON_INVENTORY=postgres: payments, shipments and inventory are not derived yet")
+        await fulfilment.start(await until_done(lambda: load_stock_reference(dsn), "loading the stock"))
         generation.start(catalog)
 
     @app.command()

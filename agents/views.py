@@ -1,0 +1,459 @@
+"""Web views of the Kafka-canonical stock: JSON by product, by SKU and by warehouse, and a self-refreshing page."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.exceptions import SameNode
+from faust.web import Request, Response, View
+
+from agents.fulfilment import FulfilmentAgents
+from agents.generation import GenerationAgent
+from app.inventory import StockState
+from db.stock import StockReference
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+#: What the inventory views answer (503) while inventory is Postgres-canonical.
+POSTGRES_MODE = "inventory views need CANON_INVENTORY=kafka (postgres mode is not built yet)"
+NOT_READY = "inventory not ready: the worker is still loading the reference data"
+#: What a request that failed unexpectedly is told; the details go to the worker's log only.
+INTERNAL_ERROR = "internal error: see the worker's log"
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+class BadParameter(ValueError):
+    """A query or path parameter that is malformed or out of range: the message names it (400)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which slice of a sorted listing to answer: 1-based ``number``, ``size`` items."""
+
+    number: int = 1
+    size: int = DEFAULT_PAGE_SIZE
+
+    def of(self, items: Sequence[Any]) -> list[Any]:
+        """This page's part of ``items``: empty past the end."""
+        start = (self.number - 1) * self.size
+        return list(items[start : start + self.size])
+
+    def body(self, items: list[dict[str, Any]], total: int) -> dict[str, Any]:
+        """The JSON body of a paged listing."""
+        pages = math.ceil(total / self.size)
+        return {"items": items, "total": total, "page": self.number, "size": self.size, "pages": pages}
+
+
+def whole_number(name: str, raw: str, least: int, most: int | None = None) -> int:
+    """``raw`` as an int in [least, most]; BadParameter naming ``name`` otherwise."""
+    limit = f" and <= {most}" if most is not None else ""
+    if not _WHOLE_NUMBER.fullmatch(raw) or int(raw) < least or (most is not None and int(raw) > most):
+        msg = f"{name}: expected a whole number >= {least}{limit}, got {raw[:40]!r}"
+        raise BadParameter(msg)
+    return int(raw)
+
+
+def parse_page(query: Mapping[str, str]) -> Page:
+    """The page that ``?page=N&size=M`` asks for (defaults 1 and DEFAULT_PAGE_SIZE)."""
+    number = whole_number("page", query["page"], 1) if "page" in query else 1
+    size = whole_number("size", query["size"], 1, MAX_PAGE_SIZE) if "size" in query else DEFAULT_PAGE_SIZE
+    return Page(number, size)
+
+
+def iso_utc(epoch_ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO-8601 UTC with milliseconds; None stays None (a row as seeded)."""
+    if epoch_ms is None:
+        return None
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def product_item(product_id: int, sku: str, state: StockState | None) -> dict[str, Any]:
+    """One product's stock over all warehouses; ``state`` None: a known product that has never held stock."""
+    stocks = sorted(state.warehouses.items()) if state is not None else []
+    on_hand = sum(stock.on_hand for _, stock in stocks)
+    reserved = sum(stock.reserved for _, stock in stocks)
+    warehouses = [
+        {
+            "warehouse_id": warehouse_id,
+            "on_hand": stock.on_hand,
+            "reserved": stock.reserved,
+            "updated_at": iso_utc(stock.updated_ms),
+        }
+        for warehouse_id, stock in stocks
+    ]
+    return {
+        "product_id": product_id,
+        "sku": state.sku if state is not None else sku,
+        "on_hand": on_hand,
+        "reserved": reserved,
+        "available": on_hand - reserved,
+        "warehouses": warehouses,
+    }
+
+
+def warehouse_items(
+    warehouse_id: int, states: Mapping[int, StockState], skus: Mapping[int, str], kept: Iterable[int]
+) -> list[dict[str, Any]]:
+    """Per product, by product_id, the stock of one warehouse: the products ``kept`` there and those it holds."""
+    held = {product_id for product_id, state in states.items() if warehouse_id in state.warehouses}
+    items = []
+    for product_id in sorted(held.union(kept)):
+        state = states.get(product_id)
+        stock = state.stock(warehouse_id) if state is not None else None
+        on_hand, reserved = (stock.on_hand, stock.reserved) if stock is not None else (0, 0)
+        items.append(
+            {
+                "product_id": product_id,
+                "sku": state.sku if state is not None else skus.get(product_id, ""),
+                "on_hand": on_hand,
+                "reserved": reserved,
+                "available": on_hand - reserved,
+                "updated_at": iso_utc(stock.updated_ms) if stock is not None else None,
+            }
+        )
+    return items
+
+
+# ----- the HTML page: rendered here once, then refreshed by its own script from /inventory/ and /stats/
+
+REFRESH_MS = 2000
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }
+h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
+table { border-collapse: collapse; } th, td { padding: .2rem .7rem; border-bottom: 1px solid #ddd; }
+th { text-align: left; background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+#notice { color: #a00; } #notice:empty { display: none; } .muted { color: #777; }
+"""
+_SCRIPT = f"""
+"use strict";
+function setText(id, text) {{ document.getElementById(id).textContent = text; }}
+function row(cells) {{
+  const tr = document.createElement("tr");
+  for (const [text, numeric] of cells) {{
+    const td = document.createElement("td");
+    td.textContent = String(text);
+    if (numeric) td.className = "n";
+    tr.appendChild(td);
+  }}
+  return tr;
+}}
+function replaceRows(id, rows) {{
+  const body = document.createElement("tbody");
+  body.id = id;
+  rows.forEach((tr) => body.appendChild(tr));
+  document.getElementById(id).replaceWith(body);
+}}
+function showInventory(page) {{
+  replaceRows("inventory-rows", page.items.map((item) => {{
+    const where = item.warehouses.map((w) => w.warehouse_id + ": " + w.on_hand).join(", ");
+    const tr = row([[item.product_id, true], [item.sku, false], [item.on_hand, true], [item.reserved, true],
+                    [item.available, true], [where, false]]);
+    tr.dataset.productId = String(item.product_id);
+    return tr;
+  }}));
+  setText("inventory-shown", String(page.items.length));
+  setText("inventory-total", String(page.total));
+}}
+function showStats(stats) {{
+  const topics = Object.entries(stats.topics || {{}});
+  replaceRows("rate-rows", topics.map(([topic, t]) => row([[topic, false], [t.rate_10s.toFixed(1), true],
+                                                               [t.emitted, true]])));
+  setText("rate-total", Number(stats.rate_10s || 0).toFixed(1));
+  setText("dead-letters", String((stats.agents || {{}})["dead letters"] || 0));
+}}
+async function getJson(path) {{
+  const response = await fetch(path, {{cache: "no-store"}});
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || String(response.status));
+  return body;
+}}
+async function refresh() {{
+  const problems = [];
+  const sources = [["/inventory/?size={DEFAULT_PAGE_SIZE}", showInventory], ["/stats/", showStats]];
+  for (const [path, show] of sources) {{
+    try {{ show(await getJson(path)); }} catch (e) {{ problems.push(path + ": " + e.message); }}
+  }}
+  setText("notice", problems.join("; "));
+  setText("updated", new Date().toISOString());
+  setTimeout(refresh, {REFRESH_MS});
+}}
+setTimeout(refresh, {REFRESH_MS});
+"""
+
+
+def _digest(source: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
+
+
+#: Nothing but this page's own inline style and script, and requests to this worker.
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src {_digest(_STYLE)}; script-src {_digest(_SCRIPT)}; connect-src 'self'"
+)
+
+
+def _cells(values: Iterable[tuple[object, bool]]) -> str:
+    """Table cells of escaped values, the numeric ones (True) aligned right."""
+    return "".join(
+        ('<td class="n">' if numeric else "<td>") + html.escape(str(value)) + "</td>" for value, numeric in values
+    )
+
+
+def inventory_rows(items: Iterable[Mapping[str, Any]]) -> str:
+    """The inventory table's rows, as the page's script draws them too."""
+    rows = []
+    for item in items:
+        where = ", ".join(f"{w['warehouse_id']}: {w['on_hand']}" for w in item["warehouses"])
+        numbers = [(item[name], True) for name in ("on_hand", "reserved", "available")]
+        cells = _cells([(item["product_id"], True), (item["sku"], False), *numbers, (where, False)])
+        rows.append(f'<tr data-product-id="{html.escape(str(item["product_id"]))}">{cells}</tr>')
+    return "\n".join(rows)
+
+
+def rate_rows(report: Mapping[str, Any]) -> str:
+    """Per topic, the events per second over the last 10 s and the events emitted."""
+    topics: Mapping[str, Mapping[str, Any]] = report.get("topics") or {}
+    return "\n".join(
+        f"<tr>{_cells([(topic, False), (format(meter['rate_10s'], '.1f'), True), (meter['emitted'], True)])}</tr>"
+        for topic, meter in topics.items()
+    )
+
+
+def render_page(inventory: Mapping[str, Any] | None, notice: str, report: Mapping[str, Any], dead_letters: int) -> str:
+    """The HTML page: ``inventory`` is the first page of ``GET /inventory/`` (None with a ``notice`` instead)."""
+    items = inventory["items"] if inventory is not None else []
+    total = inventory["total"] if inventory is not None else 0
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>retail-datagen: inventory</title>
+<style>{_STYLE}</style></head>
+<body>
+<h1>retail-datagen: inventory</h1>
+<p class="muted">Refreshes every {REFRESH_MS // 1000} s; last update <span id="updated">at load</span>.</p>
+<p id="notice">{html.escape(notice)}</p>
+<h2>Event rates</h2>
+<table id="rates"><thead><tr><th>topic</th><th>events/s (10 s)</th><th>emitted</th></tr></thead>
+<tbody id="rate-rows">
+{rate_rows(report)}
+</tbody></table>
+<p>All topics: <span id="rate-total">{float(report.get("rate_10s") or 0):.1f}</span> events/s.
+Dead letters: <strong id="dead-letters">{dead_letters}</strong>.</p>
+<h2>Inventory</h2>
+<p class="muted"><span id="inventory-shown">{len(items)}</span> of
+<span id="inventory-total">{int(total)}</span> products, by product id.</p>
+<table id="inventory"><thead><tr><th>product</th><th>sku</th><th>on hand</th><th>reserved</th><th>available</th>
+<th>on hand by warehouse</th></tr></thead>
+<tbody id="inventory-rows">
+{inventory_rows(items)}
+</tbody></table>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
+
+
+# ----- the edge: Faust views reading the stock table
+
+
+class StockReader:
+    """The stock table and reference data of the fulfilment agents, as the views read them."""
+
+    def __init__(self, fulfilment: FulfilmentAgents) -> None:
+        self._fulfilment = fulfilment
+        self._by_sku: dict[str, int] | None = None
+
+    @property
+    def table_name(self) -> str:
+        """The Faust name of the stock table."""
+        return str(self._fulfilment.stock.name)
+
+    def reference(self) -> StockReference | None:
+        """The reference data; None until the worker has loaded it."""
+        return self._fulfilment.reference
+
+    def product_of(self, sku: str) -> int | None:
+        """The product_id of ``sku``; None for an unknown SKU."""
+        if self._by_sku is None:
+            reference = self.reference()
+            if reference is None:
+                return None
+            self._by_sku = {sku: product_id for product_id, sku in reference.skus.items()}
+        return self._by_sku.get(sku)
+
+    def product_ids(self) -> list[int]:
+        """Every product known to the reference data or held in the table here, sorted."""
+        reference = self.reference()
+        known = set(reference.skus) if reference is not None else set()
+        return sorted(known.union(int(key) for key in self._fulfilment.stock))
+
+    def state(self, product_id: int) -> StockState | None:
+        """The product's stock as this worker's table holds it; None when it holds none."""
+        stored = self._fulfilment.stock.get(str(product_id))
+        return StockState.from_dict(stored) if stored else None
+
+    def states(self) -> dict[int, StockState]:
+        """Every product's stock that this worker's table holds, by product_id."""
+        return {int(key): StockState.from_dict(value) for key, value in self._fulfilment.stock.items() if value}
+
+    def item(self, product_id: int) -> dict[str, Any]:
+        """The JSON item of one product."""
+        reference = self.reference()
+        sku = reference.skus.get(product_id, "") if reference is not None else ""
+        return product_item(product_id, sku, self.state(product_id))
+
+    def listing(self, page: Page) -> dict[str, Any]:
+        """One page of ``GET /inventory/``: keys are sorted first, so only the page's values are decoded."""
+        product_ids = self.product_ids()
+        return page.body([self.item(product_id) for product_id in page.of(product_ids)], len(product_ids))
+
+    @staticmethod
+    def route_key(product_id: int) -> bytes:
+        """The key Faust's router must hash to find the worker holding ``product_id`` (see ``SkuView``)."""
+        return str(product_id).encode()
+
+
+class GuardedView(View):
+    """Answers an unexpected error with a 500 JSON body; the traceback goes to the log, never to the client."""
+
+    async def dispatch(self, request: Any) -> Any:
+        """Faust's dispatch (which turns WebError into JSON), guarded."""
+        try:
+            return await super().dispatch(request)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return self.error(500, INTERNAL_ERROR)
+
+
+class StockView(GuardedView):
+    """A JSON view of the stock: 503 in postgres mode and while the worker starts."""
+
+    stock: StockReader | None = None
+
+    def unavailable(self) -> Response | None:
+        """The 503 answer when the stock cannot be read now, else None."""
+        if self.stock is None:
+            return self.error(503, POSTGRES_MODE)
+        if self.stock.reference() is None:
+            return self.error(503, NOT_READY)
+        return None
+
+    def reader(self) -> StockReader:
+        """The stock reader, once ``unavailable`` said None."""
+        assert self.stock is not None
+        return self.stock
+
+
+class InventoryView(StockView):
+    """``GET /inventory/?page=N&size=M``: every product's stock, by product_id.
+
+    Reads this worker's table: complete when one worker owns every partition, as in this project's runs. With
+    more workers each would list only the products it owns (gathering the others' pages is not built).
+    """
+
+    async def get(self, request: Request) -> Response:
+        """One page of products."""
+        try:
+            page = parse_page(request.query)
+        except BadParameter as error:
+            return self.error(400, str(error))
+        return self.unavailable() or self.json(self.reader().listing(page))
+
+
+class SkuView(StockView):
+    """``GET /inventory/{sku}/``: one product's stock, answered by the worker that holds it.
+
+    ``app.table_route`` cannot serve here: it routes by a path parameter taken as the table key itself, and the
+    table key is the product_id, not the SKU. Worse, it hashes the key as the table serializes it (JSON,
+    ``"12"`` in quotes), while a row lives in the partition of the event that wrote it, keyed by the raw bytes
+    ``12``: for three keys in four it would pick the wrong worker. So the view calls ``app.router.route_req``
+    itself, as ``table_route`` does, with the raw key (bytes pass Faust's key serializer untouched): the stock
+    changelog has as many partitions as the source topics and is assigned with them, so that partition's owner
+    holds the row. ``SameNode`` means this worker does.
+    """
+
+    async def get(self, request: Request, sku: str) -> Response:
+        """The product's item, or 404 for an unknown SKU."""
+        unavailable = self.unavailable()
+        if unavailable is not None:
+            return unavailable
+        stock = self.reader()
+        product_id = stock.product_of(sku)
+        if product_id is None:
+            return self.error(404, f"unknown sku {sku[:80]!r}")
+        try:
+            return await self.app.router.route_req(stock.table_name, stock.route_key(product_id), self.web, request)
+        except SameNode:
+            return self.json(stock.item(product_id))
+
+
+class WarehouseView(StockView):
+    """``GET /warehouses/{warehouse_id}/inventory/?page=N&size=M``: one warehouse's stock per product.
+
+    Decodes every row of this worker's table (a warehouse's products are spread over all partitions), so it
+    is complete on a single worker, like ``InventoryView``.
+    """
+
+    async def get(self, request: Request, warehouse_id: str) -> Response:
+        """One page of the warehouse's products; 404 for an unknown warehouse, 400 for a malformed id."""
+        try:
+            number = whole_number("warehouse id", warehouse_id, 0)
+            page = parse_page(request.query)
+        except BadParameter as error:
+            return self.error(400, str(error))
+        unavailable = self.unavailable()
+        if unavailable is not None:
+            return unavailable
+        stock = self.reader()
+        reference = stock.reference()
+        assert reference is not None
+        warehouse = reference.warehouses.get(number)
+        if warehouse is None:
+            return self.error(404, f"unknown warehouse {number}")
+        kept = [product_id for product_id, kept_in in reference.opening if kept_in == number]
+        items = warehouse_items(number, stock.states(), reference.skus, kept)
+        body = page.body(page.of(items), len(items))
+        return self.json({"warehouse": warehouse._asdict(), **body})
+
+
+class PageView(GuardedView):
+    """``GET /``: the inventory's first page, the rates per topic and the dead letters, refreshing itself."""
+
+    stock: StockReader | None = None
+    generation: GenerationAgent | None = None
+
+    async def get(self, request: Request) -> Response:
+        """The page, rendered with what is known now."""
+        assert self.generation is not None
+        report = self.generation.stats.report(time.monotonic())
+        agents: Mapping[str, int] = report.get("agents") or {}  # type: ignore[assignment]
+        inventory, notice = None, POSTGRES_MODE
+        if self.stock is not None:
+            notice = NOT_READY if self.stock.reference() is None else ""
+            if not notice:
+                inventory = self.stock.listing(Page())
+        page = render_page(inventory, notice, report, int(agents.get("dead letters", 0)))
+        return self.html(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+
+def _bound(base: type[View], **attributes: object) -> type[View]:
+    """A subclass of ``base`` with ``attributes``: Faust makes the view itself, from the class alone."""
+    return type(base.__name__, (base,), attributes)
+
+
+def register_inventory_views(app: faust.App, fulfilment: FulfilmentAgents | None, generation: GenerationAgent) -> None:
+    """Add the inventory views to ``app``; without ``fulfilment`` (postgres mode) they answer 503."""
+    stock = StockReader(fulfilment) if fulfilment is not None else None
+    app.page("/inventory/")(_bound(InventoryView, stock=stock))
+    app.page("/inventory/{sku}/")(_bound(SkuView, stock=stock))
+    app.page("/warehouses/{warehouse_id}/inventory/")(_bound(WarehouseView, stock=stock))
+    app.page("/")(_bound(PageView, stock=stock, generation=generation))

@@ -1,0 +1,310 @@
+"""The inventory views on the real stack: JSON pages, SKU and warehouse views, the HTML page in Chromium."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg2
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from agents.views import POSTGRES_MODE
+from app.inventory import StockState, fold, validate_change
+from db.throwaway import create_database, drop_database, dsn_for
+from tests.support import KAFKA_BOOTSTRAP, PG_DSN, Worker, http_get, read_back, run_worker, unique_topics
+
+pytestmark = pytest.mark.integration
+
+BAD_HEADER = "x-datagen-bad-record"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(__file__).resolve().parents[1] / "artifacts" / "inventory-page.png"
+
+
+@dataclass
+class Run:
+    worker: Worker
+    stats: dict
+    listing: list[dict]  # every item of GET /inventory/, page after page
+    skus: dict[int, str]  # product_id -> sku of every product kept in a warehouse, from Postgres
+    kept: dict[int, set[int]]  # warehouse_id -> product_ids kept there, from Postgres
+    folded: dict[str, StockState]  # the fold of the inventory-changes topic, by SKU
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    name = create_database(PG_DSN, "viewstest")
+    topics = unique_topics("views")
+    settings = {
+        **topics,
+        "PG_DSN": dsn_for(PG_DSN, name),
+        "N_USERS": "300",
+        "N_PRODUCTS": "60",
+        "N_WAREHOUSES": "3",
+        "N_SUPPLIERS": "8",
+        "RANDOM_SEED": "33",
+        "CANON_INVENTORY": "kafka",
+        "TARGET_EPS": "300",
+        "MAX_EVENTS": "3000",
+        "P_BAD_RECORD": "0.01",
+        "LEAD_TIME_SCALE": str(1 / 86400),
+    }
+    try:
+        with run_worker(tmp_path_factory.mktemp("views"), settings) as worker:
+            worker.wait_until_logged("MAX_EVENTS=", timeout=180)
+            stats, listing = _quiet(worker)
+            changes = _changes(topics["TOPIC_INVENTORY_CHANGES"])
+            skus, kept = _reference(dsn_for(PG_DSN, name))
+            yield Run(worker, stats, listing, skus, kept, fold(changes))
+    finally:
+        drop_database(PG_DSN, name)
+
+
+def _quiet(worker: Worker, settle: float = 5.0, timeout: float = 120.0) -> tuple[dict, list[dict]]:
+    """Wait until neither the agents' counts nor the inventory move: the stream and its restocks are done."""
+    deadline = time.monotonic() + timeout
+    last: tuple[dict, list[dict]] | None = None
+    while time.monotonic() < deadline:
+        _, stats = http_get(worker.url + "/stats/")
+        now = (stats["agents"], _listing(worker))
+        if last is not None and now == last:
+            return stats, now[1]
+        last = now
+        time.sleep(settle)
+    raise AssertionError(f"the inventory never went quiet: {last}")
+
+
+def _listing(worker: Worker, size: int = 7) -> list[dict]:
+    """Every item of GET /inventory/, read page by page until an empty one."""
+    items: list[dict] = []
+    for page in range(1, 10_000):
+        status, body = http_get(f"{worker.url}/inventory/?page={page}&size={size}")
+        assert status == 200, body
+        assert (body["page"], body["size"]) == (page, size)
+        if not body["items"]:
+            assert len(items) == body["total"]
+            return items
+        items += body["items"]
+    raise AssertionError("GET /inventory/ never ran out of pages")
+
+
+def _changes(topic: str) -> list[dict]:
+    """The valid inventory changes of ``topic`` in (partition, offset) order, as the fold takes them."""
+    consumer = Consumer({"bootstrap.servers": KAFKA_BOOTSTRAP, "group.id": "views-watermarks"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        total = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+    finally:
+        consumer.close()
+    records = read_back([topic], total, timeout=60)
+    assert len(records) == total
+    changes = []
+    for record in sorted(records, key=lambda record: (record.partition, record.offset)):
+        if record.value is None or BAD_HEADER in record.headers:
+            continue
+        value = {
+            key: int(item.timestamp() * 1000) if isinstance(item, datetime) else item
+            for key, item in record.value.items()
+        }
+        if validate_change(value) is None:
+            changes.append(value)
+    return changes
+
+
+def _reference(dsn: str) -> tuple[dict[int, str], dict[int, set[int]]]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "select wi.product_id, wi.warehouse_id, p.sku"
+            " from warehouse_inventory wi join products p using (product_id)"
+        )
+        rows = cursor.fetchall()
+    kept: dict[int, set[int]] = {}
+    for product_id, warehouse_id, _ in rows:
+        kept.setdefault(warehouse_id, set()).add(product_id)
+    return {product_id: sku for product_id, _, sku in rows}, kept
+
+
+def _on_hand(item: dict) -> dict[int, int]:
+    return {warehouse["warehouse_id"]: warehouse["on_hand"] for warehouse in item["warehouses"]}
+
+
+def _html(url: str) -> tuple[int, str, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.headers.get("Content-Type", ""), response.read().decode()
+
+
+# ----- GET /inventory/
+
+
+def test_the_pages_cover_every_product_once_in_order(run: Run) -> None:
+    ids = [item["product_id"] for item in run.listing]
+    assert ids == sorted(set(ids))
+    assert set(ids) == set(run.skus) | {state.product_id for state in run.folded.values()}
+    assert {item["product_id"]: item["sku"] for item in run.listing if item["product_id"] in run.skus} == run.skus
+
+
+def test_each_item_totals_its_warehouses(run: Run) -> None:
+    for item in run.listing:
+        assert item["on_hand"] == sum(_on_hand(item).values()), item
+        assert item["reserved"] == sum(warehouse["reserved"] for warehouse in item["warehouses"]), item
+        assert item["available"] == item["on_hand"] - item["reserved"], item
+        assert all(warehouse["on_hand"] >= 0 for warehouse in item["warehouses"]), item
+    assert sum(item["on_hand"] for item in run.listing) > 0
+
+
+def test_the_default_page_is_the_first_fifty(run: Run) -> None:
+    status, body = http_get(run.worker.url + "/inventory/")
+    assert status == 200
+    assert (body["page"], body["size"], body["total"]) == (1, 50, len(run.listing))
+    assert body["items"] == run.listing[:50]
+
+
+def test_updated_at_is_iso_utc(run: Run) -> None:
+    stamps = [w["updated_at"] for item in run.listing for w in item["warehouses"] if w["updated_at"] is not None]
+    assert stamps
+    assert all(datetime.fromisoformat(stamp).utcoffset() is not None for stamp in stamps)
+    assert all(stamp.endswith("+00:00") for stamp in stamps)
+
+
+@pytest.mark.parametrize("query", ["page=0", "page=-1", "page=x", "size=0", "size=501", "size=2.5", "page=1&size="])
+def test_malformed_paging_answers_400_json(run: Run, query: str) -> None:
+    status, body = http_get(f"{run.worker.url}/inventory/?{query}")
+    assert status == 400
+    assert body["error"].split(":")[0] in ("page", "size")
+
+
+def test_a_page_past_the_end_is_empty(run: Run) -> None:
+    status, body = http_get(run.worker.url + "/inventory/?page=999&size=500")
+    assert status == 200
+    assert body["items"] == []
+    assert body["total"] == len(run.listing)
+
+
+# ----- the table against the topic it folds
+
+
+def test_the_table_equals_the_fold_of_the_inventory_changes_topic(run: Run) -> None:
+    differing = {
+        item["sku"]: (_on_hand(item), {w: s.on_hand for w, s in run.folded[item["sku"]].warehouses.items()})
+        for item in run.listing
+        if item["sku"] in run.folded
+        and _on_hand(item) != {w: s.on_hand for w, s in run.folded[item["sku"]].warehouses.items()}
+    }
+    assert not differing, f"table vs fold of the topic, on hand by warehouse: {differing}"
+    unfolded = [item for item in run.listing if item["sku"] not in run.folded]
+    assert all(item["warehouses"] == [] for item in unfolded), unfolded
+
+
+# ----- GET /inventory/{sku}/
+
+
+def test_the_sku_view_equals_the_listing(run: Run) -> None:
+    for item in run.listing:
+        status, body = http_get(f"{run.worker.url}/inventory/{quote(item['sku'], safe='')}/")
+        assert (status, body) == (200, item)
+
+
+def test_an_unknown_sku_answers_404_json(run: Run) -> None:
+    status, body = http_get(run.worker.url + "/inventory/NO-SUCH-SKU/")
+    assert status == 404
+    assert body == {"error": "unknown sku 'NO-SUCH-SKU'"}
+
+
+# ----- GET /warehouses/{id}/inventory/
+
+
+def test_each_warehouse_view_agrees_with_the_listing(run: Run) -> None:
+    by_product = {item["product_id"]: item for item in run.listing}
+    for warehouse_id, kept in run.kept.items():
+        status, body = http_get(f"{run.worker.url}/warehouses/{warehouse_id}/inventory/?size=500")
+        assert status == 200, body
+        assert body["warehouse"]["warehouse_id"] == warehouse_id
+        items = body["items"]
+        assert [item["product_id"] for item in items] == sorted({item["product_id"] for item in items})
+        assert kept <= {item["product_id"] for item in items}
+        for item in items:
+            assert item["on_hand"] == _on_hand(by_product[item["product_id"]]).get(warehouse_id, 0), item
+        status, second = http_get(f"{run.worker.url}/warehouses/{warehouse_id}/inventory/?page=2&size=5")
+        assert (status, second["items"], second["total"]) == (200, items[5:10], len(items))
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/warehouses/9999/inventory/", 404), ("/warehouses/abc/inventory/", 400), ("/warehouses/-1/inventory/", 400)],
+)
+def test_bad_warehouses_answer_json_errors(run: Run, path: str, status: int) -> None:
+    answered, body = http_get(run.worker.url + path)
+    assert answered == status
+    assert set(body) == {"error"}
+
+
+# ----- GET /
+
+
+def test_the_page_renders_the_inventory_in_chromium(run: Run) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    dead_letters = run.stats["agents"].get("dead letters", 0)
+    assert dead_letters > 0  # P_BAD_RECORD makes some: the page must show a real count
+    status, content_type, _ = _html(run.worker.url + "/")
+    assert (status, content_type.split(";")[0]) == (200, "text/html")
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(run.worker.url + "/")
+            rows = page.locator("#inventory-rows tr")
+            rendered = rows.all_inner_texts()  # as the server rendered them
+            assert len(rendered) == min(50, len(run.listing))
+            first = run.listing[0]
+            assert rows.first.locator("td").nth(1).inner_text() == first["sku"]
+            assert rows.first.locator("td").nth(2).inner_text() == str(first["on_hand"])
+            # A locator waits from Playwright's own world: page-world evaluation is what the page's CSP forbids.
+            expect(page.locator("#updated")).not_to_have_text("at load", timeout=10_000)
+            assert rows.all_inner_texts() == rendered  # as the page's script redraws them: the same, once quiet
+            assert page.locator("#dead-letters").inner_text() == str(dead_letters)
+            assert page.locator("#rate-rows tr").count() >= 1
+            assert page.locator("#notice").inner_text() == ""
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()
+    assert problems == []  # a script the Content-Security-Policy blocked would show here
+
+
+# ----- postgres mode
+
+
+def test_postgres_mode_answers_503_and_still_serves_the_page(tmp_path: Path) -> None:
+    name = create_database(PG_DSN, "viewspg")
+    settings = {**unique_topics("viewspg"), "PG_DSN": dsn_for(PG_DSN, name), "CANON_INVENTORY": "postgres"}
+    settings |= {"N_USERS": "100", "N_PRODUCTS": "20", "N_WAREHOUSES": "2", "N_SUPPLIERS": "4", "MAX_EVENTS": "10"}
+    try:
+        with run_worker(tmp_path, settings) as worker:
+            body = worker.wait_until("/inventory/", 503)
+            assert body == {"error": POSTGRES_MODE}
+            for path in ("/inventory/SKU-1/", "/warehouses/1/inventory/"):
+                assert http_get(worker.url + path) == (503, {"error": POSTGRES_MODE})
+            status, _, page = _html(worker.url + "/")
+            assert status == 200
+            assert POSTGRES_MODE in page
+    finally:
+        drop_database(PG_DSN, name)
