@@ -32,6 +32,8 @@ setup(
             "ruff==0.17.6",
             "mypy==2.4.1",
             "pyyaml==6.0.3",
+            "playwright==1.65.2",
+            "py-spy==0.4.3",
         ],
     },
 )

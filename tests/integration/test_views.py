@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -12,12 +13,23 @@ from urllib.parse import quote
 
 import psycopg2
 import pytest
+from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, TopicPartition
+from playwright.sync_api import expect, sync_playwright
 
 from agents.views import POSTGRES_MODE
 from app.inventory import StockState, fold, validate_change
 from db.throwaway import create_database, drop_database, dsn_for
-from tests.support import KAFKA_BOOTSTRAP, PG_DSN, Worker, http_get, read_back, run_worker, unique_topics
+from tests.support import (
+    KAFKA_BOOTSTRAP,
+    PG_DSN,
+    ReadRecord,
+    Worker,
+    http_get,
+    read_back,
+    run_worker,
+    unique_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +51,7 @@ SCREENSHOT = Path(__file__).resolve().parents[1] / "artifacts" / "inventory-page
 @dataclass
 class Run:
     worker: Worker
+    app_id: str
     stats: dict
     listing: list[dict]  # every item of GET /inventory/, page after page
     skus: dict[int, str]  # product_id -> sku of every product kept in a warehouse, from Postgres
@@ -62,7 +75,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         "TARGET_EPS": "300",
         "MAX_EVENTS": "3000",
         "P_BAD_RECORD": "0.01",
-        "LEAD_TIME_SCALE": str(1 / 86400),
+        # A business day lasts 0.1 s: restocks and returns (due up to ~40 days out) are all in before the quiet.
+        "LEAD_TIME_SCALE": str(1 / 864_000),
     }
     try:
         with run_worker(tmp_path_factory.mktemp("views"), settings) as worker:
@@ -70,7 +84,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             stats, listing = _quiet(worker)
             changes = _changes(topics["TOPIC_INVENTORY_CHANGES"])
             skus, kept = _reference(dsn_for(PG_DSN, name))
-            yield Run(worker, stats, listing, skus, kept, fold(changes))
+            yield Run(worker, topics["APP_ID"], stats, listing, skus, kept, fold(changes))
     finally:
         drop_database(PG_DSN, name)
 
@@ -103,8 +117,8 @@ def _listing(worker: Worker, size: int = 7) -> list[dict]:
     raise AssertionError("GET /inventory/ never ran out of pages")
 
 
-def _changes(topic: str) -> list[dict]:
-    """The valid inventory changes of ``topic`` in (partition, offset) order, as the fold takes them."""
+def _everything(topic: str) -> tuple[list[ReadRecord], int]:
+    """Every record of ``topic`` (as many as its high watermarks say), and its number of partitions."""
     consumer = Consumer({"bootstrap.servers": KAFKA_BOOTSTRAP, "group.id": "views-watermarks"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -113,6 +127,12 @@ def _changes(topic: str) -> list[dict]:
         consumer.close()
     records = read_back([topic], total, timeout=60)
     assert len(records) == total
+    return records, len(partitions)
+
+
+def _changes(topic: str) -> list[dict]:
+    """The valid inventory changes of ``topic`` in (partition, offset) order, as the fold takes them."""
+    records, _ = _everything(topic)
     changes = []
     for record in sorted(records, key=lambda record: (record.partition, record.offset)):
         if record.value is None or BAD_HEADER in record.headers:
@@ -205,6 +225,8 @@ def test_the_table_equals_the_fold_of_the_inventory_changes_topic(run: Run) -> N
         if item["sku"] in run.folded
         and _on_hand(item) != {w: s.on_hand for w, s in run.folded[item["sku"]].warehouses.items()}
     }
+    assert len(run.folded) > 0
+    assert _listing(run.worker) == run.listing, "the table moved after the quiet: the comparison is meaningless"
     assert not differing, f"table vs fold of the topic, on hand by warehouse: {differing}"
     unfolded = [item for item in run.listing if item["sku"] not in run.folded]
     assert all(item["warehouses"] == [] for item in unfolded), unfolded
@@ -217,6 +239,20 @@ def test_the_sku_view_equals_the_listing(run: Run) -> None:
     for item in run.listing:
         status, body = http_get(f"{run.worker.url}/inventory/{quote(item['sku'], safe='')}/")
         assert (status, body) == (200, item)
+
+
+def test_rows_live_where_the_sku_view_routes_to(run: Run) -> None:
+    """The stock changelog puts each product in the partition its raw key hashes to (what SkuView routes by),
+    not the one its JSON-serialized table key hashes to (what ``app.table_route`` would route by)."""
+    records, partitions = _everything(f"{run.app_id}-stock-changelog")
+
+    def partition(key: bytes) -> int:
+        return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+    keys = {(json.loads(record.key or b"null"), record.partition) for record in records}
+    assert len(keys) == len(run.listing) - sum(1 for item in run.listing if not item["warehouses"])
+    assert all(placed == partition(key.encode()) for key, placed in keys)
+    assert any(placed != partition(json.dumps(key).encode()) for key, placed in keys)
 
 
 def test_an_unknown_sku_answers_404_json(run: Run) -> None:
@@ -257,8 +293,6 @@ def test_bad_warehouses_answer_json_errors(run: Run, path: str, status: int) -> 
 
 
 def test_the_page_renders_the_inventory_in_chromium(run: Run) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
     dead_letters = run.stats["agents"].get("dead letters", 0)
     assert dead_letters > 0  # P_BAD_RECORD makes some: the page must show a real count
     status, content_type, _ = _html(run.worker.url + "/")
