@@ -41,7 +41,7 @@ from app.derivation import (
     rng_for,
     validate_order,
 )
-from app.inventory import StockState, apply, validate_change
+from app.inventory import SALE, StockState, apply, validate_change
 from app.producer import EventProducer
 from app.settings import Settings
 from db.mirror import mirror_stock
@@ -87,6 +87,9 @@ class FulfilmentAgents:
         self.stock: TableT = rocksdict_table(app, "stock", partitions=partitions)
         self.backorders: TableT = rocksdict_table(app, "backorders", partitions=partitions)
         self.scheduled: TableT = rocksdict_table(app, "scheduled", partitions=partitions)
+        # Our own SALEs, applied when decided, until they come back from the topic: the echo must not count
+        # twice however far the agent runs ahead of the topic (the fold's memory of change ids is bounded).
+        self.echoes: TableT = rocksdict_table(app, "echoes", partitions=partitions)
         self._by_product_name = f"{settings.app_id}-orders-by-product"
         # internal=True: Faust creates these before it subscribes (the broker does not auto-create topics).
         source: dict[str, Any] = {
@@ -197,7 +200,8 @@ class FulfilmentAgents:
         self._send("shipments", order["order_id"], decision.shipment)
         self._send("inventory_changes", key, decision.sale)
         if self._pg is None:
-            await self._fold(decision.sale)
+            await self._fold(decision.sale, echo=False)
+            self.echoes[key] = [*(self.echoes.get(key) or []), decision.sale["change_id"]]
         elif before is not None:  # Postgres took the SALE inside the decision's transaction
             sale = decision.sale
             self._maybe_restock(apply(before, sale), int(str(sale["warehouse_id"])), sale)
@@ -223,8 +227,14 @@ class FulfilmentAgents:
 
         return await pg.decide(product_id, decision)
 
-    async def _fold(self, change: dict[str, Any]) -> None:
+    async def _fold(self, change: dict[str, Any], *, echo: bool = True) -> None:
+        """Fold ``change``; ``echo`` when it comes from the topic, where our own SALEs return already applied."""
         key = str(change["product_id"])
+        if self._pg is None and echo and change["change_type"] == SALE:
+            expected = self.echoes.get(key) or []
+            if change["change_id"] in expected:
+                self.echoes[key] = [change_id for change_id in expected if change_id != change["change_id"]]
+                return
         if self._pg is None:
             state = self._state(key)
             folded: StockState | None = apply(state, change)
