@@ -99,6 +99,7 @@ class FulfilmentAgents:
             "value_serializer": "raw",
             "internal": True,
         }
+        self.by_product = app.topic(self._by_product_name, **source)
         orders = app.topic(self._topics["orders"], **source)
         stock_inputs = app.topic(self._by_product_name, self._topics["inventory_changes"], **source)
         app.agent(orders, name="orders")(self._orders)

@@ -20,7 +20,7 @@ from app.health import HealthChecker
 from app.registry import register_until_done
 from app.retry import until_done
 from app.settings import Settings, load_settings
-from app.topics import declare_topics
+from app.topics import DatagenApp, declare_topics
 from db.catalog import load_catalog
 from db.seed import ensure_seeded, log_progress, seed_command
 from db.stock import load_stock_reference
@@ -40,7 +40,7 @@ def app_from_environment() -> faust.App:
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired to ``settings``; it opens no connection until the worker starts."""
-    app = faust.App(
+    app = DatagenApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
         store="rocksdb://",
@@ -56,25 +56,25 @@ def create_app(settings: Settings) -> faust.App:
     health = HealthChecker(settings)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     generation = GenerationAgent(app, settings, registry)
-    fulfilment = FulfilmentAgents(app, settings, registry, generation.stats.agents)
-    register_inventory_views(app, fulfilment if settings.canon_inventory == "kafka" else None, generation)
+    fulfilment = FulfilmentAgents(app, settings, registry, generation.stats.agents) if settings.agents_enabled else None
+    register_inventory_views(
+        app, fulfilment if fulfilment is not None and settings.canon_inventory == "kafka" else None, generation
+    )
+    app.declare_first = list(topics.by_role.values()) + ([fulfilment.by_product] if fulfilment is not None else [])
     dsn = settings.pg_dsn.get_secret_value()
 
     async def seed_reference_data() -> None:
         seeded = await until_done(lambda: ensure_seeded(settings, progress=log_progress), "seeding Postgres")
         log.info("%s", seeded.summary())
 
-    async def create_topics() -> None:
-        await until_done(topics.declare_all, "creating topics")
-        log.info("topics ready: %s", ", ".join(topic.get_topic_name() for topic in topics.by_role.values()))
-
     @app.task
     async def start_up() -> None:
         """Each service's step on its own, so one that is down does not hold back the others."""
         log.info("settings: %s", settings.display())
-        await asyncio.gather(create_topics(), register_until_done(registry, settings), seed_reference_data())
+        await asyncio.gather(register_until_done(registry, settings), seed_reference_data())
         catalog = await until_done(lambda: load_catalog(dsn), "loading the catalogue")
-        await fulfilment.start(await until_done(lambda: load_stock_reference(dsn), "loading the stock"))
+        if fulfilment is not None:
+            await fulfilment.start(await until_done(lambda: load_stock_reference(dsn), "loading the stock"))
         generation.start(catalog)
 
     @app.command()

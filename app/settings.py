@@ -65,6 +65,7 @@ class Settings(BaseModel):
     canon_inventory: Literal["postgres", "kafka"] = Field(
         "postgres", json_schema_extra={"accepts": "postgres or kafka"}
     )
+    agents_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
     lead_time_scale: float = Field(
         1 / 1440,
         gt=0,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import faust
 from faust.types import TopicT
 
+from app.retry import until_done
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -19,14 +23,31 @@ class Topics:
     def __getitem__(self, role: str) -> TopicT:
         return self.by_role[role]
 
-    async def declare_all(self) -> None:
-        """Create every topic that does not exist yet (existing ones are left as they are)."""
-        for topic in self.by_role.values():
-            await topic.maybe_declare()
+
+
+class DatagenApp(faust.App):
+    """A Faust app that creates its topics before its consumer subscribes.
+
+    The broker does not create topics on demand, and a consumer that subscribes to a topic its metadata does
+    not show yet ignores it for good (seen on a freshly started broker), so the topics come first.
+    """
+
+    declare_first: list[TopicT]
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        topics = getattr(self, "declare_first", [])
+
+        async def declare() -> None:
+            for topic in topics:
+                await topic.maybe_declare()
+
+        await until_done(declare, "creating topics")
+        log.info("topics ready: %s", ", ".join(topic.get_topic_name() for topic in topics))
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
-    """Define the six topics on ``app``; nothing reaches Kafka until ``declare_all`` is awaited."""
+    """Define the six topics on ``app``; the app creates them when it first starts."""
     return Topics(
         {
             role: app.topic(

@@ -61,6 +61,7 @@ def _run(tmp_path: Path, dsn: str, events: int, **extra: str) -> Run:
         "P_LATE_EVENT": str(P_LATE),
         "P_BAD_RECORD": str(P_BAD),
         "RANDOM_SEED": "11",
+        "AGENTS_ENABLED": "false",  # these topics hold only what the generator emitted
         **extra,
     }
     roles = {

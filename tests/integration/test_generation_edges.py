@@ -14,7 +14,14 @@ from tests.support import PG_DSN, TcpProxy, Worker, http_get, read_back, run_wor
 
 pytestmark = pytest.mark.integration
 
-SMALL = {"N_USERS": "500", "N_PRODUCTS": "100", "N_WAREHOUSES": "3", "N_SUPPLIERS": "10", "RANDOM_SEED": "5"}
+SMALL = {
+    "AGENTS_ENABLED": "false",
+    "N_USERS": "500",
+    "N_PRODUCTS": "100",
+    "N_WAREHOUSES": "3",
+    "N_SUPPLIERS": "10",
+    "RANDOM_SEED": "5",
+}
 BAD_HEADER = "x-datagen-bad-record"
 
 
