@@ -295,12 +295,14 @@ class FulfilmentAgents:
 
     def _schedule(self, key: str, due_ms: int, change: dict[str, Any]) -> None:
         self.scheduled[key] = [*(self.scheduled.get(key) or []), [due_ms, change]]
+        self.counts["scheduled"] += 1
 
     def _forget_scheduled(self, key: str, change_id: str) -> None:
         pending = self.scheduled.get(key) or []
         kept = [item for item in pending if item[1]["change_id"] != change_id]
         if len(kept) != len(pending):
             self.scheduled[key] = kept
+            self.counts["scheduled arrived"] += len(pending) - len(kept)
 
     async def _send_scheduled(self) -> None:
         """Send returns and restocks that are due; ``stock`` removes each from the schedule when it folds it."""

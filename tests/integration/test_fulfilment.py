@@ -54,7 +54,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         "TARGET_EPS": "500",
         "MAX_EVENTS": str(EVENTS),
         "P_BAD_RECORD": "0.01",
-        "LEAD_TIME_SCALE": str(1 / 86400),  # a supplier's day lasts a second: backorders clear in the quiet period
+        "LEAD_TIME_SCALE": str(1 / 864000),  # a supplier's day lasts 0.1 s: backorders clear in the quiet period
     }
     roles = {
         "orders": topics["TOPIC_ORDERS"],
@@ -75,12 +75,14 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 def _quiet(worker: object, settle: float = 6.0, timeout: float = 90.0) -> dict:
-    """Wait until the agents' counts stop moving: the stream has stopped and backorders have cleared."""
+    """Wait until the agents' counts stop moving and every scheduled return and restock has arrived."""
     deadline = time.monotonic() + timeout
     last: dict | None = None
     while time.monotonic() < deadline:
         _, stats = http_get(worker.url + "/stats/")  # type: ignore[attr-defined]
-        if last is not None and stats["agents"] == last["agents"]:
+        agents = stats["agents"]
+        settled = agents.get("scheduled", 0) == agents.get("scheduled arrived", 0) and "shipped" in agents
+        if last is not None and agents == last["agents"] and settled:
             return stats
         last = stats
         time.sleep(settle)

@@ -96,7 +96,9 @@ def _quiet(worker: Worker, settle: float = 5.0, timeout: float = 120.0) -> tuple
     while time.monotonic() < deadline:
         _, stats = http_get(worker.url + "/stats/")
         now = (stats["agents"], _listing(worker))
-        if last is not None and now == last:
+        agents = stats["agents"]
+        settled = agents.get("scheduled", 0) == agents.get("scheduled arrived", 0)
+        if last is not None and now == last and settled:
             return stats, now[1]
         last = now
         time.sleep(settle)
