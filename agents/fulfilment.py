@@ -130,13 +130,8 @@ class FulfilmentAgents:
     async def _orders(self, stream: StreamT) -> None:
         async for event in stream.events():
             await self._ready.wait()
-            value = await self._decoded(event)
-            if value is None:
-                continue
-            order = _millis(value)
-            reason = validate_order(order)
-            if reason is not None:
-                self._dead_letter(event, f"invalid order: {reason}")
+            order = await self._valid(event, validate_order, "order")
+            if order is None:
                 continue
             payment = decide_payment(order, self._config, rng_for(self._config.seed, order["order_id"], Stage.PAYMENT))
             if payment is not None:
@@ -156,13 +151,8 @@ class FulfilmentAgents:
                 forwarded = json.loads(event.value)
                 await self._fulfil(forwarded["order"], forwarded["payment"], not_before_ms=None, retry=False)
                 continue
-            value = await self._decoded(event)
-            if value is None:
-                continue
-            change = _millis(value)
-            reason = validate_change(change)
-            if reason is not None:
-                self._dead_letter(event, f"invalid inventory change: {reason}")
+            change = await self._valid(event, validate_change, "inventory change")
+            if change is None:
                 continue
             await self._fold(change)
             if change["change_type"] in ("RESTOCK", "RETURN"):
@@ -339,6 +329,20 @@ class FulfilmentAgents:
     def _state(self, key: str) -> StockState | None:
         stored = self.stock.get(key)
         return StockState.from_dict(stored) if stored else None
+
+    async def _valid(
+        self, event: EventT, validate: Callable[[Mapping[str, Any]], str | None], what: str
+    ) -> dict[str, Any] | None:
+        """The event's value with epoch-ms times, or None after dead-lettering it as undecodable or invalid."""
+        value = await self._decoded(event)
+        if value is None:
+            return None
+        valid = _millis(value)
+        reason = validate(valid)
+        if reason is not None:
+            self._dead_letter(event, f"invalid {what}: {reason}")
+            return None
+        return valid
 
     async def _decoded(self, event: EventT) -> Mapping[str, Any] | None:
         """The event's value, or None after dead-lettering it; waits out a registry outage instead."""

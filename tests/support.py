@@ -254,3 +254,23 @@ class TcpProxy:
                 sink.sendall(data)
         with suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+
+def foldable_changes(records: list[ReadRecord]) -> list[dict]:
+    """The valid inventory changes among ``records``, in (partition, offset) order and with epoch-ms times, as
+    ``app.inventory.fold`` takes them; deliberately bad and undecodable records left out."""
+    from datetime import datetime
+
+    from app.inventory import validate_change
+
+    changes = []
+    for record in sorted(records, key=lambda record: (record.partition, record.offset)):
+        if record.value is None or "x-datagen-bad-record" in record.headers:
+            continue
+        value = {
+            key: int(item.timestamp() * 1000) if isinstance(item, datetime) else item
+            for key, item in record.value.items()
+        }
+        if validate_change(value) is None:
+            changes.append(value)
+    return changes

@@ -7,15 +7,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg2
 import pytest
 
 from app.dead_letters import ERROR, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
-from app.inventory import fold, validate_change
+from app.inventory import fold
 from db.throwaway import create_database, drop_database, dsn_for
-from tests.support import PG_DSN, ReadRecord, http_get, read_back, run_worker, unique_topics
+from tests.support import PG_DSN, ReadRecord, foldable_changes, http_get, read_back, run_worker, unique_topics
 
 pytestmark = pytest.mark.integration
 
@@ -118,24 +117,12 @@ def test_payment_and_shipment_shares(run: Run) -> None:
 
 
 def test_shipments_only_for_accepted_payments(run: Run) -> None:
-    accepted = {
-        record.value["order_id"] for record in run.records["payments"] if record.value["status"] != "DECLINED"
-    }
+    accepted = {record.value["order_id"] for record in run.records["payments"] if record.value["status"] != "DECLINED"}
     assert all(record.value["order_id"] in accepted for record in run.records["shipments"])
 
 
 def _folded(run: Run) -> list[dict]:
-    changes = []
-    for record in sorted(run.records["inventory_changes"], key=lambda record: (record.partition, record.offset)):
-        if record.value is None or BAD_HEADER in record.headers:
-            continue
-        value = {
-            key: int(item.timestamp() * 1000) if isinstance(item, datetime) else item
-            for key, item in record.value.items()
-        }
-        if validate_change(value) is None:
-            changes.append(value)
-    return changes
+    return foldable_changes(run.records["inventory_changes"])
 
 
 def test_stock_never_goes_negative_in_the_fold_of_the_topic(run: Run) -> None:

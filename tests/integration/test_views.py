@@ -18,13 +18,14 @@ from confluent_kafka import Consumer, TopicPartition
 from playwright.sync_api import expect, sync_playwright
 
 from agents.views import POSTGRES_MODE
-from app.inventory import StockState, fold, validate_change
+from app.inventory import StockState, fold
 from db.throwaway import create_database, drop_database, dsn_for
 from tests.support import (
     KAFKA_BOOTSTRAP,
     PG_DSN,
     ReadRecord,
     Worker,
+    foldable_changes,
     http_get,
     read_back,
     run_worker,
@@ -135,17 +136,7 @@ def _everything(topic: str) -> tuple[list[ReadRecord], int]:
 def _changes(topic: str) -> list[dict]:
     """The valid inventory changes of ``topic`` in (partition, offset) order, as the fold takes them."""
     records, _ = _everything(topic)
-    changes = []
-    for record in sorted(records, key=lambda record: (record.partition, record.offset)):
-        if record.value is None or BAD_HEADER in record.headers:
-            continue
-        value = {
-            key: int(item.timestamp() * 1000) if isinstance(item, datetime) else item
-            for key, item in record.value.items()
-        }
-        if validate_change(value) is None:
-            changes.append(value)
-    return changes
+    return foldable_changes(records)
 
 
 def _reference(dsn: str) -> tuple[dict[int, str], dict[int, set[int]]]:
