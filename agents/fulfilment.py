@@ -22,7 +22,6 @@ import faust
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust.types import EventT, StreamT, TableT
-from mode import BaseSignalT
 
 from app.avro import AvroCodec
 from app.dead_letters import dead_letter_headers
@@ -82,9 +81,12 @@ class FulfilmentAgents:
         self._ready = asyncio.Event()
         self._sent_scheduled: set[str] = set()
         self._unmirrored: set[str] = set()  # products whose stock changed since the mirror last wrote
+        self._mirror_lock = asyncio.Lock()  # one write at a time, in order: a later state never lands first
         self.counts = counts
         partitions = settings.topic_partitions
-        self.stock: TableT = rocksdict_table(app, "stock", partitions=partitions)
+        # The mirror's last write runs when the table stops: after the streams have drained, before the store closes.
+        flush = self._flush_mirror if settings.mirror_inventory_to_db else None
+        self.stock: TableT = rocksdict_table(app, "stock", partitions=partitions, before_close=flush)
         self.backorders: TableT = rocksdict_table(app, "backorders", partitions=partitions)
         self.scheduled: TableT = rocksdict_table(app, "scheduled", partitions=partitions)
         # Our own SALEs, applied when decided, until they come back from the topic: the echo must not count
@@ -107,7 +109,6 @@ class FulfilmentAgents:
         app.timer(SCHEDULE_SECONDS, name="send-scheduled")(self._send_scheduled)
         if settings.mirror_inventory_to_db:
             app.timer(MIRROR_SECONDS, name="mirror")(self.mirror)
-            app.on_before_shutdown.connect(self._on_shutdown)
 
     async def start(self, reference: StockReference) -> None:
         """Begin work with the reference data; on the first run, open the stock with the seeded balances."""
@@ -310,19 +311,25 @@ class FulfilmentAgents:
 
     async def mirror(self) -> None:
         """Write the stock of every product changed since the last call to Postgres, in one transaction."""
-        if not self._unmirrored:
-            return
-        keys, self._unmirrored = self._unmirrored, set()
-        states = [state for key in keys if (state := self.stock.get(key))]
-        try:
-            await mirror_stock(self._settings.pg_dsn.get_secret_value(), states)
-        except Exception as error:
-            self._unmirrored |= keys  # written with the next batch
-            log.warning("mirroring %d products failed (%s); will retry", len(keys), type(error).__name__)
+        async with self._mirror_lock:
+            if not self._unmirrored:
+                return
+            keys, self._unmirrored = self._unmirrored, set()
+            states = [state for key in keys if (state := self.stock.get(key))]
+            if len(states) != len(keys):
+                missing = len(keys) - len(states)
+                log.warning("mirror: %d of %d changed products not found in the table", missing, len(keys))
+            try:
+                await mirror_stock(self._settings.pg_dsn.get_secret_value(), states)
+            except Exception as error:
+                self._unmirrored |= keys  # written with the next batch
+                log.warning("mirroring %d products failed (%s); will retry", len(keys), type(error).__name__)
 
-    async def _on_shutdown(self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+    async def _flush_mirror(self) -> None:
+        """The mirror's last write, when the stock table stops: the agents fold nothing after this."""
+        pending = len(self._unmirrored)
         await self.mirror()
-        log.info("inventory mirror flushed")
+        log.info("inventory mirror flushed at shutdown: %d products, %d left unwritten", pending, len(self._unmirrored))
 
     # ----- plumbing
 
