@@ -1,4 +1,8 @@
-"""Web views of the Kafka-canonical stock: JSON by product, by SKU and by warehouse, and a self-refreshing page."""
+"""Web views of the stock: JSON by product, by SKU and by warehouse, and a self-refreshing page.
+
+They read the canonical stock of the mode: the Kafka table (CANON_INVENTORY=kafka) or the Postgres rows
+(CANON_INVENTORY=postgres), through one ``StockSource`` interface, with the same JSON in both modes.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.exceptions import SameNode
@@ -20,16 +24,20 @@ from faust.web import Request, Response, View
 
 from agents.fulfilment import FulfilmentAgents
 from agents.generation import GenerationAgent
-from app.inventory import StockState
+from app.inventory import StockState, WarehouseStock
+from app.retry import until_done
+from app.settings import Settings
+from db.inventory_reads import InventoryReads
 from db.stock import StockReference
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-#: What the inventory views answer (503) while inventory is Postgres-canonical.
-POSTGRES_MODE = "inventory views need CANON_INVENTORY=kafka (postgres mode is not built yet)"
+#: What the inventory views answer (503) in kafka mode on a worker without the agents, which hold the table.
+NO_TABLE = "inventory views need the fulfilment agents in kafka mode: this worker runs with AGENTS_ENABLED=false"
 NOT_READY = "inventory not ready: the worker is still loading the reference data"
+STOPPING = "inventory not available: the worker is stopping"
 #: What a request that failed unexpectedly is told; the details go to the worker's log only.
 INTERNAL_ERROR = "internal error: see the worker's log"
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
@@ -104,6 +112,19 @@ def product_item(product_id: int, sku: str, state: StockState | None) -> dict[st
     }
 
 
+def warehouse_item(product_id: int, sku: str, stock: WarehouseStock | None) -> dict[str, Any]:
+    """One product's stock at one warehouse; ``stock`` None: kept there but never held."""
+    on_hand, reserved = (stock.on_hand, stock.reserved) if stock is not None else (0, 0)
+    return {
+        "product_id": product_id,
+        "sku": sku,
+        "on_hand": on_hand,
+        "reserved": reserved,
+        "available": on_hand - reserved,
+        "updated_at": iso_utc(stock.updated_ms) if stock is not None else None,
+    }
+
+
 def warehouse_items(
     warehouse_id: int, states: Mapping[int, StockState], skus: Mapping[int, str], kept: Iterable[int]
 ) -> list[dict[str, Any]]:
@@ -113,17 +134,8 @@ def warehouse_items(
     for product_id in sorted(held.union(kept)):
         state = states.get(product_id)
         stock = state.stock(warehouse_id) if state is not None else None
-        on_hand, reserved = (stock.on_hand, stock.reserved) if stock is not None else (0, 0)
-        items.append(
-            {
-                "product_id": product_id,
-                "sku": state.sku if state is not None else skus.get(product_id, ""),
-                "on_hand": on_hand,
-                "reserved": reserved,
-                "available": on_hand - reserved,
-                "updated_at": iso_utc(stock.updated_ms) if stock is not None else None,
-            }
-        )
+        sku = state.sku if state is not None else skus.get(product_id, "")
+        items.append(warehouse_item(product_id, sku, stock))
     return items
 
 
@@ -262,15 +274,54 @@ Dead letters: <strong id="dead-letters">{dead_letters}</strong>.</p>
 """
 
 
-# ----- the edge: Faust views reading the stock table
+# ----- where the views read the stock: the Kafka table or Postgres
+
+
+class StockSource(Protocol):
+    """The stock as the views read it, in the same JSON shapes whichever store is canonical."""
+
+    async def start(self) -> None:
+        """Get ready to answer (the worker calls it once the reference data is in Postgres)."""
+
+    async def stop(self) -> None:
+        """Release what ``start`` took (the worker is stopping)."""
+
+    def unavailable(self) -> str | None:
+        """Why the stock cannot be read now (a 503), or None."""
+
+    async def listing(self, page: Page) -> dict[str, Any]:
+        """One page of ``GET /inventory/``."""
+
+    async def product_of(self, sku: str) -> int | None:
+        """The product_id of ``sku``; None for an unknown SKU."""
+
+    async def item(self, product_id: int) -> dict[str, Any]:
+        """The JSON item of one product."""
+
+    async def warehouse(self, warehouse_id: int, page: Page) -> dict[str, Any] | None:
+        """One page of ``GET /warehouses/{id}/inventory/``; None for an unknown warehouse."""
+
+    def route(self, product_id: int) -> tuple[str, bytes] | None:
+        """(table name, raw key) by which Faust's router finds the worker holding the product; None: any worker
+        answers."""
 
 
 class StockReader:
-    """The stock table and reference data of the fulfilment agents, as the views read them."""
+    """The Kafka table (CANON_INVENTORY=kafka): the fulfilment agents' stock table and reference data."""
 
     def __init__(self, fulfilment: FulfilmentAgents) -> None:
         self._fulfilment = fulfilment
         self._by_sku: dict[str, int] | None = None
+
+    async def start(self) -> None:
+        """Nothing to open: Faust recovers the table before the web server starts."""
+
+    async def stop(self) -> None:
+        """Nothing to close."""
+
+    def unavailable(self) -> str | None:
+        """NOT_READY until the agents have the reference data."""
+        return NOT_READY if self.reference() is None else None
 
     @property
     def table_name(self) -> str:
@@ -281,7 +332,7 @@ class StockReader:
         """The reference data; None until the worker has loaded it."""
         return self._fulfilment.reference
 
-    def product_of(self, sku: str) -> int | None:
+    async def product_of(self, sku: str) -> int | None:
         """The product_id of ``sku``; None for an unknown SKU."""
         if self._by_sku is None:
             reference = self.reference()
@@ -305,21 +356,115 @@ class StockReader:
         """Every product's stock that this worker's table holds, by product_id."""
         return {int(key): StockState.from_dict(value) for key, value in self._fulfilment.stock.items() if value}
 
-    def item(self, product_id: int) -> dict[str, Any]:
+    async def item(self, product_id: int) -> dict[str, Any]:
         """The JSON item of one product."""
         reference = self.reference()
         sku = reference.skus.get(product_id, "") if reference is not None else ""
         return product_item(product_id, sku, self.state(product_id))
 
-    def listing(self, page: Page) -> dict[str, Any]:
-        """One page of ``GET /inventory/``: keys are sorted first, so only the page's values are decoded."""
+    async def listing(self, page: Page) -> dict[str, Any]:
+        """One page of ``GET /inventory/``: keys are sorted first, so only the page's values are decoded.
+
+        Reads this worker's table: complete when one worker owns every partition, as in this project's runs. With
+        more workers each would list only the products it owns (gathering the others' pages is not built).
+        """
         product_ids = self.product_ids()
-        return page.body([self.item(product_id) for product_id in page.of(product_ids)], len(product_ids))
+        return page.body([await self.item(product_id) for product_id in page.of(product_ids)], len(product_ids))
+
+    async def warehouse(self, warehouse_id: int, page: Page) -> dict[str, Any] | None:
+        """Decodes every row of this worker's table (a warehouse's products are spread over all partitions), so
+        it is complete on a single worker, like ``listing``."""
+        reference = self.reference()
+        assert reference is not None
+        warehouse = reference.warehouses.get(warehouse_id)
+        if warehouse is None:
+            return None
+        kept = [product_id for product_id, kept_in in reference.opening if kept_in == warehouse_id]
+        items = warehouse_items(warehouse_id, self.states(), reference.skus, kept)
+        return {"warehouse": warehouse._asdict(), **page.body(page.of(items), len(items))}
+
+    def route(self, product_id: int) -> tuple[str, bytes] | None:
+        """The table and the raw key of the product (see ``SkuView``)."""
+        return self.table_name, self.route_key(product_id)
 
     @staticmethod
     def route_key(product_id: int) -> bytes:
         """The key Faust's router must hash to find the worker holding ``product_id`` (see ``SkuView``)."""
         return str(product_id).encode()
+
+
+class PostgresStockReader:
+    """The Postgres rows (CANON_INVENTORY=postgres): ``inventory`` and ``warehouse_inventory``, the stock itself.
+
+    Every worker can answer for every product: nothing is routed. The pool is opened by ``start``, once the
+    reference schema exists, and closed by ``stop``.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._reads: InventoryReads | None = None
+        self._stopped = False
+
+    async def start(self) -> None:
+        """Open the pool, retrying while Postgres does not answer."""
+        self._reads = await until_done(lambda: InventoryReads.open(self._dsn), "opening the inventory views' pool")
+
+    async def stop(self) -> None:
+        """Close the pool; the views answer 503 from now on."""
+        self._stopped = True
+        reads, self._reads = self._reads, None
+        if reads is not None:
+            await reads.close()
+
+    def unavailable(self) -> str | None:
+        """STOPPING once stopped, NOT_READY until the pool is open."""
+        if self._stopped:
+            return STOPPING
+        return NOT_READY if self._reads is None else None
+
+    def _db(self) -> InventoryReads:
+        assert self._reads is not None, "read before start()"
+        return self._reads
+
+    async def listing(self, page: Page) -> dict[str, Any]:
+        """One page of products with an ``inventory`` row, by product_id."""
+        total = await self._db().product_count()
+        states = await self._db().products((page.number - 1) * page.size, page.size)
+        return page.body([product_item(state.product_id, state.sku, state) for state in states], total)
+
+    async def product_of(self, sku: str) -> int | None:
+        """The product_id of ``sku``; None for an unknown SKU."""
+        return await self._db().product_of(sku)
+
+    async def item(self, product_id: int) -> dict[str, Any]:
+        """The JSON item of one product: every warehouse row of it, zeros included."""
+        state = await self._db().product(product_id)
+        return product_item(product_id, state.sku if state is not None else "", state)
+
+    async def warehouse(self, warehouse_id: int, page: Page) -> dict[str, Any] | None:
+        """One page of the warehouse's ``warehouse_inventory`` rows, by product_id."""
+        warehouse = await self._db().warehouse(warehouse_id)
+        if warehouse is None:
+            return None
+        total = await self._db().warehouse_count(warehouse_id)
+        rows = await self._db().warehouse_stock(warehouse_id, (page.number - 1) * page.size, page.size)
+        items = [warehouse_item(product_id, sku, stock) for product_id, sku, stock in rows]
+        return {"warehouse": warehouse._asdict(), **page.body(items, total)}
+
+    def route(self, product_id: int) -> tuple[str, bytes] | None:
+        """None: Postgres answers the same on every worker."""
+        return None
+
+
+def inventory_source(settings: Settings, fulfilment: FulfilmentAgents | None) -> StockSource | None:
+    """Where this worker's views read the stock: Postgres in postgres mode, the agents' table in kafka mode (None
+    when the agents, and so the table, do not run here)."""
+    if settings.canon_inventory == "postgres":
+        return PostgresStockReader(settings.pg_dsn.get_secret_value())
+    return StockReader(fulfilment) if fulfilment is not None else None
+
+
+# ----- the edge: Faust views
 
 
 class GuardedView(View):
@@ -335,30 +480,25 @@ class GuardedView(View):
 
 
 class StockView(GuardedView):
-    """A JSON view of the stock: 503 in postgres mode and while the worker starts."""
+    """A JSON view of the stock: 503 while it cannot be read (starting, stopping, no table on this worker)."""
 
-    stock: StockReader | None = None
+    stock: StockSource | None = None
 
     def unavailable(self) -> Response | None:
         """The 503 answer when the stock cannot be read now, else None."""
         if self.stock is None:
-            return self.error(503, POSTGRES_MODE)
-        if self.stock.reference() is None:
-            return self.error(503, NOT_READY)
-        return None
+            return self.error(503, NO_TABLE)
+        reason = self.stock.unavailable()
+        return self.error(503, reason) if reason is not None else None
 
-    def reader(self) -> StockReader:
-        """The stock reader, once ``unavailable`` said None."""
+    def reader(self) -> StockSource:
+        """The stock source, once ``unavailable`` said None."""
         assert self.stock is not None
         return self.stock
 
 
 class InventoryView(StockView):
-    """``GET /inventory/?page=N&size=M``: every product's stock, by product_id.
-
-    Reads this worker's table: complete when one worker owns every partition, as in this project's runs. With
-    more workers each would list only the products it owns (gathering the others' pages is not built).
-    """
+    """``GET /inventory/?page=N&size=M``: every product's stock, by product_id."""
 
     async def get(self, request: Request) -> Response:
         """One page of products."""
@@ -366,11 +506,11 @@ class InventoryView(StockView):
             page = parse_page(request.query)
         except BadParameter as error:
             return self.error(400, str(error))
-        return self.unavailable() or self.json(self.reader().listing(page))
+        return self.unavailable() or self.json(await self.reader().listing(page))
 
 
 class SkuView(StockView):
-    """``GET /inventory/{sku}/``: one product's stock, answered by the worker that holds it.
+    """``GET /inventory/{sku}/``: one product's stock; in kafka mode answered by the worker that holds it.
 
     ``app.table_route`` cannot serve here: it routes by a path parameter taken as the table key itself, and the
     table key is the product_id, not the SKU. Worse, it hashes the key as the table serializes it (JSON,
@@ -378,7 +518,8 @@ class SkuView(StockView):
     ``12``: for most keys it would pick the wrong worker (117 of products 1-150 over 4 partitions). So the view
     calls ``app.router.route_req`` itself, as ``table_route`` does, with the raw key (bytes pass Faust's key
     serializer untouched): the stock changelog has as many partitions as the source topics and is assigned with
-    them, so that partition's owner holds the row. ``SameNode`` means this worker does.
+    them, so that partition's owner holds the row. ``SameNode`` means this worker does. In postgres mode there
+    is nothing to route: every worker reads the same rows.
     """
 
     async def get(self, request: Request, sku: str) -> Response:
@@ -387,21 +528,20 @@ class SkuView(StockView):
         if unavailable is not None:
             return unavailable
         stock = self.reader()
-        product_id = stock.product_of(sku)
+        product_id = await stock.product_of(sku)
         if product_id is None:
             return self.error(404, f"unknown sku {sku[:80]!r}")
-        try:
-            return await self.app.router.route_req(stock.table_name, stock.route_key(product_id), self.web, request)
-        except SameNode:
-            return self.json(stock.item(product_id))
+        route = stock.route(product_id)
+        if route is not None:
+            try:
+                return await self.app.router.route_req(route[0], route[1], self.web, request)
+            except SameNode:
+                pass
+        return self.json(await stock.item(product_id))
 
 
 class WarehouseView(StockView):
-    """``GET /warehouses/{warehouse_id}/inventory/?page=N&size=M``: one warehouse's stock per product.
-
-    Decodes every row of this worker's table (a warehouse's products are spread over all partitions), so it
-    is complete on a single worker, like ``InventoryView``.
-    """
+    """``GET /warehouses/{warehouse_id}/inventory/?page=N&size=M``: one warehouse's stock per product."""
 
     async def get(self, request: Request, warehouse_id: str) -> Response:
         """One page of the warehouse's products; 404 for an unknown warehouse, 400 for a malformed id."""
@@ -413,33 +553,27 @@ class WarehouseView(StockView):
         unavailable = self.unavailable()
         if unavailable is not None:
             return unavailable
-        stock = self.reader()
-        reference = stock.reference()
-        assert reference is not None
-        warehouse = reference.warehouses.get(number)
-        if warehouse is None:
+        body = await self.reader().warehouse(number, page)
+        if body is None:
             return self.error(404, f"unknown warehouse {number}")
-        kept = [product_id for product_id, kept_in in reference.opening if kept_in == number]
-        items = warehouse_items(number, stock.states(), reference.skus, kept)
-        body = page.body(page.of(items), len(items))
-        return self.json({"warehouse": warehouse._asdict(), **body})
+        return self.json(body)
 
 
 class PageView(GuardedView):
     """``GET /``: the inventory's first page, the rates per topic and the dead letters, refreshing itself."""
 
-    stock: StockReader | None = None
+    stock: StockSource | None = None
     generation: GenerationAgent | None = None
 
     async def get(self, request: Request) -> Response:
         """The page, rendered with what is known now."""
         assert self.generation is not None
         report = self.generation.stats.report(time.monotonic())
-        inventory, notice = None, POSTGRES_MODE
+        inventory, notice = None, NO_TABLE
         if self.stock is not None:
-            notice = NOT_READY if self.stock.reference() is None else ""
+            notice = self.stock.unavailable() or ""
             if not notice:
-                inventory = self.stock.listing(Page())
+                inventory = await self.stock.listing(Page())
         page = render_page(inventory, notice, report, self.generation.stats.agents["dead letters"])
         return self.html(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
@@ -449,9 +583,8 @@ def _bound(base: type[View], **attributes: object) -> type[View]:
     return type(base.__name__, (base,), attributes)
 
 
-def register_inventory_views(app: faust.App, fulfilment: FulfilmentAgents | None, generation: GenerationAgent) -> None:
-    """Add the inventory views to ``app``; without ``fulfilment`` (postgres mode) they answer 503."""
-    stock = StockReader(fulfilment) if fulfilment is not None else None
+def register_inventory_views(app: faust.App, stock: StockSource | None, generation: GenerationAgent) -> None:
+    """Add the inventory views to ``app``, reading ``stock`` (None: no stock here, they answer 503)."""
     app.page("/inventory/")(_bound(InventoryView, stock=stock))
     app.page("/inventory/{sku}/")(_bound(SkuView, stock=stock))
     app.page("/warehouses/{warehouse_id}/inventory/")(_bound(WarehouseView, stock=stock))

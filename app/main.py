@@ -6,15 +6,17 @@ import asyncio
 import logging
 import os
 import sys
+from typing import Any
 
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust.cli import AppCommand
 from faust.web import Request, Response, View
+from mode import BaseSignalT
 
 from agents.fulfilment import FulfilmentAgents
 from agents.generation import GenerationAgent
-from agents.views import register_inventory_views
+from agents.views import inventory_source, register_inventory_views
 from app.exceptions import SettingsError
 from app.health import HealthChecker
 from app.registry import register_until_done
@@ -57,9 +59,8 @@ def create_app(settings: Settings) -> faust.App:
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     generation = GenerationAgent(app, settings, registry)
     fulfilment = FulfilmentAgents(app, settings, registry, generation.stats.agents) if settings.agents_enabled else None
-    register_inventory_views(
-        app, fulfilment if fulfilment is not None and settings.canon_inventory == "kafka" else None, generation
-    )
+    inventory = inventory_source(settings, fulfilment)
+    register_inventory_views(app, inventory, generation)
     app.declare_first = list(topics.by_role.values()) + ([fulfilment.by_product] if fulfilment is not None else [])
     dsn = settings.pg_dsn.get_secret_value()
 
@@ -72,10 +73,19 @@ def create_app(settings: Settings) -> faust.App:
         """Each service's step on its own, so one that is down does not hold back the others."""
         log.info("settings: %s", settings.display())
         await asyncio.gather(register_until_done(registry, settings), seed_reference_data())
+        if inventory is not None:
+            await inventory.start()
         catalog = await until_done(lambda: load_catalog(dsn), "loading the catalogue")
         if fulfilment is not None:
             await fulfilment.start(await until_done(lambda: load_stock_reference(dsn), "loading the stock"))
         generation.start(catalog)
+
+    if inventory is not None:
+
+        async def close_inventory_views(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+            await inventory.stop()
+
+        app.on_before_shutdown.connect(close_inventory_views)
 
     @app.command()
     async def seed(self: AppCommand) -> None:

@@ -1,4 +1,5 @@
-"""The inventory views' edge with stand-ins for the Faust app, web driver and table: routing, 503, 404, 500."""
+"""The inventory views' edge with stand-ins for the Faust app, web driver, table and Postgres: routing, 503, 404,
+500, and the same JSON from both stock sources."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ from faust.exceptions import SameNode
 from agents.views import (
     CONTENT_SECURITY_POLICY,
     INTERNAL_ERROR,
+    NO_TABLE,
     NOT_READY,
-    POSTGRES_MODE,
+    STOPPING,
+    PostgresStockReader,
+    StockReader,
+    StockSource,
     register_inventory_views,
 )
 from app.derivation import Warehouse
@@ -30,7 +35,8 @@ REFERENCE = StockReference(
     skus={7: "SKU-7", 8: "SKU-8"},
     policies={},
 )
-STATE = StockState(7, "SKU-7", {1: WarehouseStock(5, 1, 1_000)})
+STATE = STATE_7 = StockState(7, "SKU-7", {1: WarehouseStock(5, 1, 1_000)})
+STATE_8 = StockState(8, "SKU-8", {2: WarehouseStock(0, 0, None)})
 
 
 class Table(dict[str, Any]):
@@ -93,12 +99,55 @@ class App:
         return asyncio.run(view(request))
 
 
-def _app(mode: str = "kafka", reference: StockReference | None = REFERENCE, table: Table | None = None) -> App:
+class Reads:
+    """A stand-in for db.inventory_reads.InventoryReads holding the same stock as the table stand-in."""
+
+    def __init__(self) -> None:
+        self.states = {7: STATE_7, 8: STATE_8}
+
+    async def product_count(self) -> int:
+        return len(self.states)
+
+    async def products(self, offset: int, limit: int) -> list[StockState]:
+        return [self.states[key] for key in sorted(self.states)[offset : offset + limit]]
+
+    async def product(self, product_id: int) -> StockState | None:
+        return self.states.get(product_id)
+
+    async def product_of(self, sku: str) -> int | None:
+        return next((key for key, state in self.states.items() if state.sku == sku), None)
+
+    async def warehouse(self, warehouse_id: int) -> Warehouse | None:
+        return REFERENCE.warehouses.get(warehouse_id)
+
+    async def warehouse_count(self, warehouse_id: int) -> int:
+        return sum(1 for state in self.states.values() if warehouse_id in state.warehouses)
+
+    async def warehouse_stock(self, warehouse_id: int, offset: int, limit: int) -> list[tuple[int, str, Any]]:
+        kept = [state for _, state in sorted(self.states.items()) if warehouse_id in state.warehouses]
+        return [(s.product_id, s.sku, s.warehouses[warehouse_id]) for s in kept[offset : offset + limit]]
+
+
+def _postgres(ready: bool = True) -> PostgresStockReader:
+    reader = PostgresStockReader("host=nowhere")
+    if ready:
+        reader._reads = Reads()  # type: ignore[assignment]
+    return reader
+
+
+def _app(
+    mode: str = "kafka",
+    reference: StockReference | None = REFERENCE,
+    table: Table | None = None,
+    source: StockSource | None = None,
+) -> App:
     app = App()
     stock = Table({"7": STATE.to_dict()}) if table is None else table
     fulfilment = SimpleNamespace(stock=stock, reference=reference, counts=Counter())
     generation = SimpleNamespace(stats=EmissionStats())
-    register_inventory_views(app, fulfilment if mode == "kafka" else None, generation)  # type: ignore[arg-type]
+    if source is None and mode == "kafka":
+        source = StockReader(fulfilment)  # type: ignore[arg-type]
+    register_inventory_views(app, source, generation)  # type: ignore[arg-type]
     return app
 
 
@@ -110,8 +159,45 @@ JSON_VIEWS = [
 
 
 @pytest.mark.parametrize(("path", "match_info"), JSON_VIEWS)
-def test_postgres_mode_answers_503(path: str, match_info: dict[str, str]) -> None:
-    assert _app(mode="postgres").get(path, **match_info) == Response({"error": POSTGRES_MODE}, 503)
+def test_kafka_mode_without_the_agents_answers_503(path: str, match_info: dict[str, str]) -> None:
+    assert _app(mode="no table").get(path, **match_info) == Response({"error": NO_TABLE}, 503)
+
+
+@pytest.mark.parametrize(("path", "match_info"), JSON_VIEWS)
+def test_postgres_mode_answers_503_until_its_pool_is_open(path: str, match_info: dict[str, str]) -> None:
+    assert _app(source=_postgres(ready=False)).get(path, **match_info) == Response({"error": NOT_READY}, 503)
+
+
+@pytest.mark.parametrize(("path", "match_info"), JSON_VIEWS)
+def test_postgres_mode_answers_503_once_stopped(path: str, match_info: dict[str, str]) -> None:
+    reader = _postgres(ready=False)
+    asyncio.run(reader.stop())
+    assert _app(source=reader).get(path, **match_info) == Response({"error": STOPPING}, 503)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "match_info"),
+    [
+        ("/inventory/", {}, {}),
+        ("/inventory/", {"page": "2", "size": "1"}, {}),
+        ("/inventory/{sku}/", {}, {"sku": "SKU-7"}),
+        ("/inventory/{sku}/", {}, {"sku": "NOPE"}),
+        ("/warehouses/{warehouse_id}/inventory/", {}, {"warehouse_id": "2"}),
+        ("/warehouses/{warehouse_id}/inventory/", {}, {"warehouse_id": "3"}),
+        ("/warehouses/{warehouse_id}/inventory/", {"size": "x"}, {"warehouse_id": "1"}),
+    ],
+)
+def test_postgres_mode_answers_as_kafka_mode_does(path: str, query: dict[str, str], match_info: dict[str, str]) -> None:
+    """The same stock in the table and in Postgres gives the same answers."""
+    kafka = _app(table=Table({"7": STATE_7.to_dict(), "8": STATE_8.to_dict()})).get(path, query, **match_info)
+    postgres = _app(source=_postgres()).get(path, query, **match_info)
+    assert postgres == kafka
+
+
+def test_postgres_mode_routes_nothing() -> None:
+    app = _app(source=_postgres())
+    assert app.get("/inventory/{sku}/", sku="SKU-8").body["sku"] == "SKU-8"
+    assert app.router.asked == []
 
 
 @pytest.mark.parametrize(("path", "match_info"), JSON_VIEWS)
@@ -176,7 +262,14 @@ def test_the_page_carries_its_content_security_policy() -> None:
     assert 'data-product-id="8"' in response.body
 
 
-def test_the_page_in_postgres_mode_says_why_there_is_no_inventory() -> None:
-    response = _app(mode="postgres").get("/")
+def test_the_page_without_a_table_says_why_there_is_no_inventory() -> None:
+    response = _app(mode="no table").get("/")
     assert response.status == 200
-    assert POSTGRES_MODE in response.body
+    assert NO_TABLE in response.body
+
+
+def test_the_page_in_postgres_mode_shows_the_inventory() -> None:
+    response = _app(source=_postgres()).get("/")
+    assert response.status == 200
+    assert 'data-product-id="8"' in response.body
+    assert response.body == _app(table=Table({"7": STATE_7.to_dict(), "8": STATE_8.to_dict()})).get("/").body
