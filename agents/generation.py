@@ -129,27 +129,32 @@ class Generation:
     async def _emit(self, count: int) -> None:
         now_ms = int(self._wall_clock() * 1000)
         events = self._generator.next_batch(count, now_ms)
+        encode, send, topics = self._codec.encode, self._producer.send, self._topics
         for start in range(0, len(events), CHUNK):
             sent: Counter[str] = Counter()
-            for event in events[start : start + CHUNK]:
-                value = self._codec.encode(event.kind, event.value)
-                headers: list[tuple[str, str | bytes | None]] | None = None
-                if event.bad_kind is not None:
-                    if event.bad_kind in BYTE_LEVEL_KINDS:
-                        value = corrupt(event.bad_kind, value, self._rng)
-                    headers = [(BAD_RECORD_HEADER, event.bad_kind.encode())]
-                    self._stats.bad_records[event.bad_kind] += 1
-                if event.late_ms:
-                    self._stats.late_events += 1
-                topic = self._topics[event.kind]
-                record = (topic, event.key.encode(), value, event.emitted_ms, headers)
-                if not self._producer.send(*record):
+            late = 0
+            for kind, key, value, emitted_ms, late_ms, bad_kind in events[start : start + CHUNK]:
+                record: Record = (topics[kind], key.encode(), encode(kind, value), emitted_ms, None)
+                if bad_kind is not None:
+                    record = self._malformed(record, bad_kind)
+                if late_ms:
+                    late += 1
+                if not send(*record):
                     await self._send_when_room(record)
-                sent[topic] += 1
+                sent[kind] += 1
             now = self._monotonic()
-            for topic, sent_count in sent.items():
-                self._stats.add(topic, sent_count, now)
+            for kind, sent_count in sent.items():
+                self._stats.add(topics[kind], sent_count, now)
+            self._stats.late_events += late
             await asyncio.sleep(0)
+
+    def _malformed(self, record: Record, bad_kind: str) -> Record:
+        """``record`` made into a deliberately bad one of ``bad_kind``, with the header that names the kind."""
+        topic, key, value, emitted_ms, _ = record
+        if bad_kind in BYTE_LEVEL_KINDS:
+            value = corrupt(bad_kind, value, self._rng)
+        self._stats.bad_records[bad_kind] += 1
+        return topic, key, value, emitted_ms, [(BAD_RECORD_HEADER, bad_kind.encode())]
 
     async def _send_when_room(self, record: Record) -> None:
         """Wait for librdkafka's queue to make room: the bucket waits with it, nothing is dropped."""

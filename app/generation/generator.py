@@ -17,8 +17,8 @@ from app.generation.events import (
     RESTOCK,
     RETURN,
     Event,
+    EventIds,
     PriceChange,
-    event_id,
 )
 from app.generation.exceptions import GenerationError
 from app.generation.faults import BAD_KINDS
@@ -42,13 +42,13 @@ class EventGenerator:
         self.sampler = Sampler(
             catalog, rng, config.recent_users, config.recent_products, config.p_recent_user, config.p_recent_product
         )
-        self.sessions = SessionPool(config, self.sampler, rng)
+        self._id = EventIds(rng.getrandbits)
+        self.sessions = SessionPool(config, self.sampler, rng, self._id)
         self._carts = self.sessions.carts
         self._prices = self.sampler.prices  # the sampler's list: set_price shows here at once
         self._product_ids = self.sampler.product_ids
         self._skus = self.sampler.skus
         self._random = rng.random
-        self._bits = rng.getrandbits
         self._lognormal = rng.lognormvariate
         self._warehouse_ids = catalog.warehouse_ids
         self._currency = catalog.currency
@@ -118,7 +118,7 @@ class EventGenerator:
         if bad == _NEGATIVE_QUANTITY:
             quantity = -quantity
         price = self._prices[product]
-        order_id = event_id(self._bits)
+        order_id = self._id()
         value: dict[str, object] = {
             "order_id": order_id,
             "user_id": user_id,
@@ -174,7 +174,7 @@ class EventGenerator:
             delta = -delta
         product_id = self.sampler.product_ids[product]
         value: dict[str, object] = {
-            "change_id": event_id(self._bits),
+            "change_id": self._id(),
             "product_id": product_id,
             "sku": self.sampler.skus[product],
             "warehouse_id": self._warehouse_ids[int(rnd() * len(self._warehouse_ids))],

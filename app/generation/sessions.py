@@ -21,7 +21,7 @@ from math import log
 from typing import NamedTuple
 
 from app.generation.config import GenerationConfig
-from app.generation.events import CART_ADD, PAGE_VIEW, SEARCH, event_id
+from app.generation.events import CART_ADD, PAGE_VIEW, SEARCH, EventIds
 from app.generation.sampler import Sampler
 
 # Funnel stages: the step a session takes next.
@@ -46,11 +46,11 @@ class CartAdd(NamedTuple):
 class SessionPool:
     """The open sessions, by the time their next step is due, and the cart adds orders may follow."""
 
-    def __init__(self, config: GenerationConfig, sampler: Sampler, rng: random.Random) -> None:
+    def __init__(self, config: GenerationConfig, sampler: Sampler, rng: random.Random, ids: EventIds) -> None:
         self._config = config
         self._sampler = sampler
         self._random = rng.random
-        self._bits = rng.getrandbits
+        self._id = ids
         self._due: list[_Due] = []
         self._sequence = 0
         self.carts: deque[CartAdd] = deque(maxlen=config.max_pending)
@@ -68,13 +68,13 @@ class SessionPool:
             _, _, session_id, user_id, stage, product, last_ms = heappop(due)
             if clock_ms - last_ms <= timeout:
                 return self._advance(session_id, user_id, stage, product, clock_ms, event_ms)
-        return self._advance(event_id(self._bits), self._sampler.draw_user(), LANDING, -1, clock_ms, event_ms)
+        return self._advance(self._id(), self._sampler.draw_user(), LANDING, -1, clock_ms, event_ms)
 
     def stray_page_view(self, event_ms: int, user_id: int) -> tuple[str, dict[str, object]]:
         """A landing PAGE_VIEW of a session that never goes on: for a bad record, kept out of every state."""
-        session_id = event_id(self._bits)
+        session_id = self._id()
         return session_id, {
-            "interaction_id": event_id(self._bits),
+            "interaction_id": self._id(),
             "session_id": session_id,
             "user_id": user_id,
             "product_id": None,
@@ -117,7 +117,7 @@ class SessionPool:
             due = clock_ms - config.think_time_ms * log(1.0 - self._random())
             heappush(self._due, (due, self._sequence, session_id, user_id, following, product, clock_ms))
         return session_id, {
-            "interaction_id": event_id(self._bits),
+            "interaction_id": self._id(),
             "session_id": session_id,
             "user_id": user_id,
             "product_id": self._sampler.product_ids[product] if stage >= PRODUCT_VIEW else None,

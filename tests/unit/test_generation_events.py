@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import math
+import random
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +16,7 @@ import fastavro
 import pytest
 
 from app.generation import BAD_KINDS, KINDS, EventGenerator, GenerationError
-from app.generation.events import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, Event
+from app.generation.events import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, Event, EventIds
 from app.generation.generator import balanced_restock, cuts
 from tests.unit.test_generation_support import (
     NOW_MS,
@@ -295,3 +298,21 @@ def test_same_seed_and_calls_give_identical_events_and_price_changes() -> None:
 
 def test_the_tolerance_helper_is_what_the_shares_use() -> None:
     assert tolerance(0.05, 30_000) < 0.006  # the late share is checked to within about half a percent
+
+
+def test_event_ids_are_unique_uuid4s_reproducible_from_the_seed() -> None:
+    ids = EventIds(random.Random(3).getrandbits)
+    made = [ids() for _ in range(200_000)]
+    assert len(set(made)) == len(made)
+    assert all(uuid.UUID(made_id).version == 4 and str(uuid.UUID(made_id)) == made_id for made_id in made[:1000])
+    again = EventIds(random.Random(3).getrandbits)
+    assert [again() for _ in range(1000)] == made[:1000]
+    other = EventIds(random.Random(4).getrandbits)
+    assert not {other() for _ in range(1000)} & set(made)
+
+
+def test_consecutive_event_ids_do_not_look_sequential() -> None:
+    ids = EventIds(random.Random(5).getrandbits)
+    tails = [int(ids()[-12:], 16) for _ in range(1000)]
+    steps = {abs(later - earlier) for earlier, later in itertools.pairwise(tails)}
+    assert len(steps) > 900

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from app.generation import Sampler, search_terms
-from app.generation.events import CUSTOMER_INTERACTIONS, ORDERS, Event
+from app.generation.events import CUSTOMER_INTERACTIONS, ORDERS, Event, EventIds
 from app.generation.sessions import SessionPool
 from tests.unit.test_generation_support import NOW_MS, assert_share, make_catalog, make_config, make_generator
 
@@ -92,7 +92,7 @@ def pool(**knobs: Any) -> SessionPool:
     config = make_config(**knobs)
     rng = random.Random(9)
     sampler = Sampler(make_catalog(), rng, 100, 20, 0.0, 0.0)
-    return SessionPool(config, sampler, rng)
+    return SessionPool(config, sampler, rng, EventIds(rng.getrandbits))
 
 
 def test_a_session_idle_beyond_the_timeout_is_closed() -> None:

@@ -1,0 +1,57 @@
+"""The codec's fast path writes the very bytes confluent-kafka's AvroSerializer writes, for every kind of record."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from app.avro import AvroCodec, schema_id
+from app.derivation import DerivationConfig
+from app.settings import load_settings
+from tests.support import REGISTRY_URL, unique_topics
+from tests.unit.test_derivation_support import derive, make_order
+from tests.unit.test_generation_support import make_generator
+
+pytestmark = pytest.mark.integration
+
+@pytest.fixture
+def codec_and_topics() -> tuple[AvroCodec, dict[str, str], SchemaRegistryClient]:
+    topics = load_settings(unique_topics("avro")).topics()
+    client = SchemaRegistryClient({"url": REGISTRY_URL})
+    return AvroCodec(client, topics), topics, client
+
+
+def derived_records(count: int) -> list[tuple[str, dict[str, object]]]:
+    """Payments, shipments and SALE changes the agents would derive from ``count`` orders."""
+    rng, config, records = random.Random(4), DerivationConfig(seed=4), []
+    for _ in range(count):
+        payment, decision = derive(make_order(rng), config)
+        records += [("payments", payment)] if payment else []
+        records += [("shipments", decision.shipment)] if decision.shipment else []
+        records += [("inventory_changes", decision.sale)] if decision.sale else []
+    return records
+
+
+def test_the_fast_path_writes_the_serializers_bytes(
+    codec_and_topics: tuple[AvroCodec, dict[str, str], SchemaRegistryClient],
+) -> None:
+    codec, topics, client = codec_and_topics
+    generated = [(event.kind, event.value) for event in make_generator(p_bad_record=0.05).next_batch(3000, 0)]
+    records = generated + derived_records(500)
+    kinds = Counter(role for role, _ in records)
+    assert set(kinds) == set(topics) - {"dead_letter"}, kinds
+    for role, value in records:
+        fast = codec.encode(role, value)
+        assert fast == codec.serialize(role, value), (role, value)
+    deserializer = AvroDeserializer(client)
+    for role, value in records[:200]:
+        framed = codec.encode(role, value)
+        decoded = deserializer(framed, SerializationContext(topics[role], MessageField.VALUE))
+        assert decoded is not None
+        assert decoded["event_time"].timestamp() * 1000 == value["event_time"], role
+        assert schema_id(framed) > 0
