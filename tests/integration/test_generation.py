@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 
 from db.throwaway import create_database, drop_database, dsn_for
 from tests.support import PG_DSN, ReadRecord, http_get, read_back, run_worker, unique_topics
+from tests.unit.test_generation_support import tolerance
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +25,6 @@ WEIGHTS = {"orders": 0.6, "customer_interactions": 0.3, "inventory_changes": 0.1
 P_LATE = 0.05
 P_BAD = 0.02  # above the default 0.001 so that the share and every kind are measurable in a short run
 SIZES = {"N_USERS": "2000", "N_PRODUCTS": "300", "N_WAREHOUSES": "4", "N_SUPPLIERS": "20"}
-
-
-def tolerance(p: float, n: int) -> float:
-    """4.5 standard errors of a share p measured over n draws: a false alarm about once in 150,000 runs."""
-    return 4.5 * math.sqrt(p * (1 - p) / n)
 
 
 @dataclass
