@@ -7,7 +7,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,7 +17,6 @@ from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, TopicPartition
 from playwright.sync_api import expect, sync_playwright
 
-from agents.views import POSTGRES_MODE
 from app.inventory import StockState, fold
 from db.throwaway import create_database, drop_database, dsn_for
 from tests.support import (
@@ -288,7 +287,12 @@ def test_bad_warehouses_answer_json_errors(run: Run, path: str, status: int) -> 
 def test_the_page_renders_the_inventory_in_chromium(run: Run) -> None:
     dead_letters = run.stats["agents"].get("dead letters", 0)
     assert dead_letters > 0  # P_BAD_RECORD makes some: the page must show a real count
-    status, content_type, _ = _html(run.worker.url + "/")
+    _render_in_chromium(run.worker, run.listing, dead_letters, SCREENSHOT)
+
+
+def _render_in_chromium(worker: Worker, listing: list[dict], dead_letters: int, screenshot: Path) -> None:
+    """The page shows the inventory's first page as served and as its script redraws it, without errors."""
+    status, content_type, _ = _html(worker.url + "/")
     assert (status, content_type.split(";")[0]) == (200, "text/html")
     problems: list[str] = []
     with sync_playwright() as playwright:
@@ -297,11 +301,11 @@ def test_the_page_renders_the_inventory_in_chromium(run: Run) -> None:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(run.worker.url + "/")
+            page.goto(worker.url + "/")
             rows = page.locator("#inventory-rows tr")
             rendered = rows.all_inner_texts()  # as the server rendered them
-            assert len(rendered) == min(50, len(run.listing))
-            first = run.listing[0]
+            assert len(rendered) == min(50, len(listing))
+            first = listing[0]
             assert rows.first.locator("td").nth(1).inner_text() == first["sku"]
             assert rows.first.locator("td").nth(2).inner_text() == str(first["on_hand"])
             # A locator waits from Playwright's own world: page-world evaluation is what the page's CSP forbids.
@@ -310,8 +314,8 @@ def test_the_page_renders_the_inventory_in_chromium(run: Run) -> None:
             assert page.locator("#dead-letters").inner_text() == str(dead_letters)
             assert page.locator("#rate-rows tr").count() >= 1
             assert page.locator("#notice").inner_text() == ""
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     assert problems == []  # a script the Content-Security-Policy blocked would show here
@@ -320,21 +324,124 @@ def test_the_page_renders_the_inventory_in_chromium(run: Run) -> None:
 # ----- postgres mode
 
 
-def test_postgres_mode_answers_503_and_still_serves_the_page(tmp_path: Path) -> None:
+@dataclass
+class PostgresRun:
+    worker: Worker
+    dsn: str
+    stats: dict
+    listing: list[dict]  # every item of GET /inventory/, page after page
+
+
+@pytest.fixture(scope="module")
+def pg_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresRun]:
+    """A postgres-mode worker after a short run, quiet: the views read Postgres, the canonical stock."""
     name = create_database(PG_DSN, "viewspg")
-    settings = {**unique_topics("viewspg"), "PG_DSN": dsn_for(PG_DSN, name), "CANON_INVENTORY": "postgres"}
-    settings |= {"N_USERS": "100", "N_PRODUCTS": "20", "N_WAREHOUSES": "2", "N_SUPPLIERS": "4", "MAX_EVENTS": "10"}
+    settings = {
+        **unique_topics("viewspg"),
+        "PG_DSN": dsn_for(PG_DSN, name),
+        "N_USERS": "300",
+        "N_PRODUCTS": "60",
+        "N_WAREHOUSES": "3",
+        "N_SUPPLIERS": "8",
+        "RANDOM_SEED": "34",
+        "CANON_INVENTORY": "postgres",
+        "TARGET_EPS": "300",
+        "MAX_EVENTS": "2000",
+        "P_BAD_RECORD": "0.01",
+        "LEAD_TIME_SCALE": str(1 / 864_000),
+    }
     try:
-        with run_worker(tmp_path, settings) as worker:
-            body = worker.wait_until("/inventory/", 503)
-            assert body == {"error": POSTGRES_MODE}
-            for path in ("/inventory/SKU-1/", "/warehouses/1/inventory/"):
-                assert http_get(worker.url + path) == (503, {"error": POSTGRES_MODE})
-            status, _, page = _html(worker.url + "/")
-            assert status == 200
-            assert POSTGRES_MODE in page
+        with run_worker(tmp_path_factory.mktemp("viewspg"), settings) as worker:
+            worker.wait_until_logged("MAX_EVENTS=", timeout=180)
+            stats, listing = _quiet(worker)
+            yield PostgresRun(worker, dsn_for(PG_DSN, name), stats, listing)
     finally:
         drop_database(PG_DSN, name)
+
+
+def _pg_rows(dsn: str, query: str, *params: object) -> list[tuple]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
+def _pg_items(dsn: str) -> dict[int, dict]:
+    """Every product's item as the views should show it, built from Postgres here, independently."""
+    items: dict[int, dict] = {}
+    for product_id, sku, on_hand, reserved in _pg_rows(dsn, "select product_id, sku, on_hand, reserved from inventory"):
+        items[product_id] = {
+            "product_id": product_id,
+            "sku": sku,
+            "on_hand": on_hand,
+            "reserved": reserved,
+            "available": on_hand - reserved,
+            "warehouses": [],
+        }
+    rows = _pg_rows(
+        dsn,
+        "select product_id, warehouse_id, on_hand, reserved, updated_at from warehouse_inventory"
+        " order by product_id, warehouse_id",
+    )
+    for product_id, warehouse_id, on_hand, reserved, updated_at in rows:
+        stamp = updated_at.astimezone(UTC).isoformat(timespec="milliseconds")
+        items[product_id]["warehouses"].append(
+            {"warehouse_id": warehouse_id, "on_hand": on_hand, "reserved": reserved, "updated_at": stamp}
+        )
+    return items
+
+
+def test_postgres_mode_pages_cover_every_product_once_as_postgres_holds_it(pg_run: PostgresRun) -> None:
+    expected = _pg_items(pg_run.dsn)
+    ids = [item["product_id"] for item in pg_run.listing]
+    assert ids == sorted(expected)  # every product once, in order
+    assert pg_run.listing == [expected[product_id] for product_id in ids]
+    assert sum(item["on_hand"] for item in pg_run.listing) > 0
+    assert pg_run.stats["agents"].get("shipped", 0) > 0  # the stock has moved since the seed
+
+
+def test_postgres_mode_sku_view_equals_the_listing(pg_run: PostgresRun) -> None:
+    for item in pg_run.listing:
+        status, body = http_get(f"{pg_run.worker.url}/inventory/{quote(item['sku'], safe='')}/")
+        assert (status, body) == (200, item)
+
+
+def test_postgres_mode_warehouse_views_agree_with_postgres(pg_run: PostgresRun) -> None:
+    for warehouse_id, region, country in _pg_rows(pg_run.dsn, "select warehouse_id, region, country from warehouses"):
+        rows = _pg_rows(
+            pg_run.dsn,
+            "select product_id, on_hand, reserved from warehouse_inventory where warehouse_id = %s order by 1",
+            warehouse_id,
+        )
+        status, body = http_get(f"{pg_run.worker.url}/warehouses/{warehouse_id}/inventory/?size=500")
+        assert status == 200, body
+        assert body["warehouse"] == {"warehouse_id": warehouse_id, "region": region, "country": country}
+        assert [(i["product_id"], i["on_hand"], i["reserved"]) for i in body["items"]] == rows
+        assert body["total"] == len(rows)
+        status, second = http_get(f"{pg_run.worker.url}/warehouses/{warehouse_id}/inventory/?page=2&size=5")
+        assert (status, second["items"], second["total"]) == (200, body["items"][5:10], len(rows))
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/inventory/NO-SUCH-SKU/", 404),
+        ("/inventory/?page=0", 400),
+        ("/inventory/?size=501", 400),
+        ("/warehouses/9999/inventory/", 404),
+        ("/warehouses/abc/inventory/", 400),
+    ],
+)
+def test_postgres_mode_errors_are_json(pg_run: PostgresRun, path: str, status: int) -> None:
+    answered, body = http_get(pg_run.worker.url + path)
+    assert answered == status
+    assert set(body) == {"error"}
+
+
+def test_postgres_mode_page_renders_the_inventory_in_chromium(pg_run: PostgresRun) -> None:
+    dead_letters = pg_run.stats["agents"].get("dead letters", 0)
+    _render_in_chromium(
+        pg_run.worker, pg_run.listing, dead_letters, SCREENSHOT.with_name("inventory-page-postgres.png")
+    )
 
 
 @pytest.mark.xfail(
