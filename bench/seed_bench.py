@@ -52,48 +52,54 @@ def _line(step: str, rows: int, seconds: float) -> str:
     return f"  {step:<20} {rows:>10,} {seconds:8.2f} {rate}".rstrip()
 
 
+def run_seed(users: int, products: int, warehouses: int = 5, suppliers: int = 50, seed: int = 42) -> dict:
+    """Seed the sizes into a throwaway database beside PG_DSN's; the figures (raises DatagenError or OSError)."""
+    sizes = {
+        "N_USERS": str(users),
+        "N_PRODUCTS": str(products),
+        "N_WAREHOUSES": str(warehouses),
+        "N_SUPPLIERS": str(suppliers),
+        "RANDOM_SEED": str(seed),
+    }
+    server = load_settings(os.environ).pg_dsn.get_secret_value()
+    with throwaway_database(server, "seedbench") as dsn:
+        settings = load_settings({**os.environ, **sizes, "PG_DSN": dsn})
+        timer = StepTimer()
+        result = seed_database(settings, progress=timer)
+    total_rows = sum(result.rows.values())
+    return {
+        "benchmark": "seed",
+        "sizes": sizes,
+        "seeded": result.seeded,
+        "rows": total_rows,
+        "seconds": round(result.seconds, 3),
+        "rows_per_second": round(total_rows / result.seconds) if result.seconds > 0 else 0,
+        "steps": [{"step": step, "rows": rows, "seconds": round(seconds, 3)} for step, rows, seconds in timer.steps],
+    }
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark; the exit status."""
     options = _arguments(argv)
-    sizes = {
-        "N_USERS": str(options.users),
-        "N_PRODUCTS": str(options.products),
-        "N_WAREHOUSES": str(options.warehouses),
-        "N_SUPPLIERS": str(options.suppliers),
-        "RANDOM_SEED": str(options.seed),
-    }
+    print(f"seed benchmark: N_USERS={options.users} N_PRODUCTS={options.products} "
+          f"N_WAREHOUSES={options.warehouses} N_SUPPLIERS={options.suppliers} RANDOM_SEED={options.seed}")
     try:
-        server = load_settings(os.environ).pg_dsn.get_secret_value()
-        with throwaway_database(server, "seedbench") as dsn:
-            settings = load_settings({**os.environ, **sizes, "PG_DSN": dsn})
-            print("seed benchmark:", " ".join(f"{key}={value}" for key, value in sizes.items()))
-            timer = StepTimer()
-            result = seed_database(settings, progress=timer)
+        figures = run_seed(options.users, options.products, options.warehouses, options.suppliers, options.seed)
     except (DatagenError, OSError) as error:
         print(f"seed benchmark failed: {error}", file=sys.stderr)
         return 1
-    total_rows = sum(result.rows.values())
     print(f"  {'step':<20} {'rows':>10} {'seconds':>8} {'rows/s':>12}")
-    for step, rows, seconds in timer.steps:
-        print(_line(step, rows, seconds))
-    print(_line("total", total_rows, result.seconds))
+    for step in figures["steps"]:
+        print(_line(step["step"], step["rows"], step["seconds"]))
+    print(_line("total", figures["rows"], figures["seconds"]))
     if options.json:
-        figures = {
-            "benchmark": "seed",
-            "sizes": sizes,
-            "rows": total_rows,
-            "seconds": round(result.seconds, 3),
-            "rows_per_second": round(total_rows / result.seconds),
-            "steps": [
-                {"step": step, "rows": rows, "seconds": round(seconds, 3)} for step, rows, seconds in timer.steps
-            ],
-        }
         options.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    if not result.seeded:
+    if not figures["seeded"]:
         print("seed benchmark failed: the throwaway database was not seeded", file=sys.stderr)
         return 1
-    if result.seconds > options.max_seconds:
-        print(f"seed benchmark failed: {result.seconds:.2f} s > --max-seconds {options.max_seconds}", file=sys.stderr)
+    if figures["seconds"] > options.max_seconds:
+        seconds = figures["seconds"]
+        print(f"seed benchmark failed: {seconds:.2f} s > --max-seconds {options.max_seconds}", file=sys.stderr)
         return 1
     return 0
 
