@@ -44,14 +44,12 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest
 
-# Benchmarks (figures never live in tests): seeding, then rate accuracy and the generation ceiling.
+# Benchmarks (figures never live in tests): issue 6's figures (a)-(f) in one table, also bench/results/*.json.
 bench: install stack-up
-	$(BIN)/python bench/seed_bench.py
-	$(BIN)/python bench/generation_bench.py --targets 10,1000,10000 --window 60 --ceiling-window 60
+	$(BIN)/python -m bench.run
 
 bench-quick: install stack-up
-	$(BIN)/python bench/seed_bench.py
-	$(BIN)/python bench/generation_bench.py --targets 10,1000,10000 --window 10 --ceiling-window 15
+	$(BIN)/python -m bench.run --quick
 
 stack-up:
 	$(STACK) up
