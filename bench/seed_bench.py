@@ -3,7 +3,8 @@
     .venv/bin/python bench/seed_bench.py [--users 100000] [--products 10000] [--max-seconds 15] [--json out.json]
 
 Postgres is the one PG_DSN names (default: the local stack); the benchmark creates its own database beside
-it and drops it afterwards. Exits 1 when the seed fails or takes longer than --max-seconds.
+it and drops it afterwards. Exits 1 when the seed fails or takes longer than --max-seconds. ``run_seed`` is
+figure (e) of ``bench/run.py`` (``make bench``).
 """
 
 from __future__ import annotations
