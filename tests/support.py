@@ -156,9 +156,10 @@ def read_back(topics: list[str], expected: int, timeout: float = 120.0) -> list[
     from confluent_kafka.serialization import MessageField, SerializationContext
 
     # TopicNameStrategy, as a consumer of this generator's topics configures it (see app/avro.py for why).
-    deserializer = AvroDeserializer(
-        SchemaRegistryClient({"url": REGISTRY_URL}), conf={"subject.name.strategy.type": "TOPIC"}
-    )
+    # A request timeout, so a registry that never answers one request is asked again (the client retries
+    # timeouts) instead of hanging the read-back forever (the client's default is no timeout).
+    registry = SchemaRegistryClient({"url": REGISTRY_URL, "timeout": 10})
+    deserializer = AvroDeserializer(registry, conf={"subject.name.strategy.type": "TOPIC"})
     consumer = Consumer(
         {
             "bootstrap.servers": KAFKA_BOOTSTRAP,
