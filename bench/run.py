@@ -202,7 +202,7 @@ def _row(figure: str, value: float, unit: str, detail: str, target: str = "", me
 def render(table: list[dict]) -> str:
     """The table as aligned text."""
     header = ("figure", "value", "unit", "target", "", "detail")
-    lines = [(r["figure"], f"{r['value']:,.4g}" if r["value"] < 10 else f"{r['value']:,.0f}", r["unit"], r["target"],
+    lines = [(r["figure"], f"{r['value']:.4f}" if r["value"] < 10 else f"{r['value']:,.0f}", r["unit"], r["target"],
               r["verdict"], r["detail"]) for r in table]
     widths = [max(len(str(cells[i])) for cells in [header, *lines]) for i in range(len(header))]
     out = ["  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
