@@ -3,8 +3,9 @@
 ``orders`` decodes each order, dead-letters what it cannot use, decides the payment and passes the order on,
 keyed by product, to ``stock``. ``stock`` reads that topic together with the inventory changes, which are keyed by
 product too, so one product's orders and changes meet in one partition, in order: it folds every change into the
-``stock`` table, ships what the stock can serve (a SALE change, applied at once and again, idempotently, when it
-comes back from the topic), backorders what it cannot, and schedules returns and restocks.
+``stock`` table in the topic's order, ships what the stock can serve (a SALE change, pending from its decision until
+it comes back from the topic and is folded like any other), backorders what it cannot, and schedules returns and
+restocks.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from app.derivation import (
     rng_for,
     validate_order,
 )
-from app.inventory import SALE, StockState, apply, validate_change
+from app.inventory import SALE, StockState, apply, available_after, validate_change
 from app.producer import EventProducer
 from app.settings import Settings
 from db.mirror import mirror_stock
@@ -89,8 +90,8 @@ class FulfilmentAgents:
         self.stock: TableT = rocksdict_table(app, "stock", partitions=partitions, before_close=flush)
         self.backorders: TableT = rocksdict_table(app, "backorders", partitions=partitions)
         self.scheduled: TableT = rocksdict_table(app, "scheduled", partitions=partitions)
-        # Our own SALEs, applied when decided, until they come back from the topic: the echo must not count
-        # twice however far the agent runs ahead of the topic (the fold's memory of change ids is bounded).
+        # Our own SALEs from their decision until they come back from the topic, [change_id, warehouse_id, units]:
+        # decisions take them from the stock; the table folds each when it comes back, in the topic's order.
         self.echoes: TableT = rocksdict_table(app, "echoes", partitions=partitions)
         self._by_product_name = f"{settings.app_id}-orders-by-product"
         # internal=True: Faust creates these before it subscribes (the broker does not auto-create topics).
@@ -168,17 +169,18 @@ class FulfilmentAgents:
         rng = rng_for(self._config.seed, order["order_id"], Stage.SHIPMENT)
         warehouses = self._reference_data().warehouses
 
-        def decide(state: StockState | None) -> ShipmentDecision:
-            available = state.available() if state is not None else {}
+        def decide(available: Mapping[int, int]) -> ShipmentDecision:
             return decide_shipment(
                 order, payment, available, warehouses, self._config, rng, not_before_ms=not_before_ms
             )
 
-        if self._pg is None:
-            before = self._state(key)
-            decision = decide(before)
+        if self._pg is None:  # the table, with our SALEs still on their way through the topic taken
+            before, pending = self._state(key), self.echoes.get(key) or []
+            decision = decide(available_after(before, pending))
         else:
-            decision, before = await self._pg_decide(int(order["product_id"]), decide)
+            decision, before = await self._pg_decide(
+                int(order["product_id"]), lambda state: decide(state.available() if state is not None else {})
+            )
         if decision.fulfilment == Fulfilment.BACKORDERED:
             if not retry:
                 self.backorders[key] = [*(self.backorders.get(key) or []), {"order": order, "payment": payment}]
@@ -191,12 +193,20 @@ class FulfilmentAgents:
         assert decision.sale is not None
         self._send("shipments", order["order_id"], decision.shipment)
         self._send("inventory_changes", key, decision.sale)
+        sale = decision.sale
+        warehouse_id, sale_id = int(str(sale["warehouse_id"])), str(sale["change_id"])
         if self._pg is None:
-            await self._fold(decision.sale, echo=False)
-            self.echoes[key] = [*(self.echoes.get(key) or []), decision.sale["change_id"]]
+            # Pending until the topic brings it back: the table folds it then, in the topic's order, as the fold of
+            # the topic does. Folded now, it could clamp a DAMAGE the topic puts before it (see app.inventory.fold).
+            redelivered = any(item[0] == sale_id for item in pending) or (
+                before is not None and before.has_applied(sale_id)
+            )
+            if not redelivered and before is not None:
+                pending = [*pending, [sale_id, warehouse_id, -int(str(sale["delta"]))]]
+                self.echoes[key] = pending
+                self._maybe_restock(before, available_after(before, pending), warehouse_id, sale)
         elif before is not None:  # Postgres took the SALE inside the decision's transaction
-            sale = decision.sale
-            self._maybe_restock(apply(before, sale), int(str(sale["warehouse_id"])), sale)
+            self._maybe_restock(before, apply(before, sale).available(), warehouse_id, sale)
         self.counts["shipped"] += 1
         returned = decide_return(
             order, decision.shipment, self._config, rng_for(self._config.seed, order["order_id"], Stage.RETURN)
@@ -219,29 +229,33 @@ class FulfilmentAgents:
 
         return await pg.decide(product_id, decision)
 
-    async def _fold(self, change: dict[str, Any], *, echo: bool = True) -> None:
-        """Fold ``change``; ``echo`` when it comes from the topic, where our own SALEs return already applied."""
+    async def _fold(self, change: dict[str, Any]) -> None:
+        """Fold ``change``, read from the topic: every change in the topic's order, our own SALEs included."""
         key = str(change["product_id"])
-        if self._pg is None and echo and change["change_type"] == SALE:
-            expected = self.echoes.get(key) or []
-            if change["change_id"] in expected:
-                self.echoes[key] = [change_id for change_id in expected if change_id != change["change_id"]]
-                return
+        own_sale = False
         if self._pg is None:
+            pending = self.echoes.get(key) or []
+            if change["change_type"] == SALE:
+                still = [item for item in pending if item[0] != change["change_id"]]
+                if len(still) != len(pending):
+                    self.echoes[key] = pending = still
+                    own_sale = True  # back from the topic; its restock was considered when it was decided
             state = self._state(key)
             folded: StockState | None = apply(state, change)
             if folded is state:
-                return  # a redelivery, or our own SALE coming back from the topic
+                return  # a redelivery
             assert folded is not None
             self.stock[key] = folded.to_dict()
             self._unmirrored.add(key)
+            available = available_after(folded, pending)  # what the restock policy sees, as decisions do
         else:
             folded = await self._pg.apply(change)
             if folded is None:
                 return  # applied before
+            available = folded.available()
         self._forget_scheduled(key, str(change["change_id"]))
-        if change["delta"] < 0:
-            self._maybe_restock(folded, int(change["warehouse_id"]), change)
+        if change["delta"] < 0 and not own_sale:
+            self._maybe_restock(folded, available, int(change["warehouse_id"]), change)
 
     async def _retry_backorders(self, product_id: int, not_before_ms: int) -> None:
         key = str(product_id)
@@ -256,7 +270,10 @@ class FulfilmentAgents:
         if len(still) != len(waiting):
             self.backorders[key] = still
 
-    def _maybe_restock(self, state: StockState, warehouse_id: int, trigger: Mapping[str, Any]) -> None:
+    def _maybe_restock(
+        self, state: StockState, available: Mapping[int, int], warehouse_id: int, trigger: Mapping[str, Any]
+    ) -> None:
+        """Reorder ``state``'s product at ``warehouse_id`` if ``available`` (by warehouse) calls for it."""
         trigger_id, now_ms = str(trigger["change_id"]), int(trigger["event_time"])
         policy = self._reference_data().policies.get((state.product_id, warehouse_id))
         if policy is None:
@@ -267,9 +284,7 @@ class FulfilmentAgents:
             for _, change in self.scheduled.get(key) or []
             if change["change_type"] == "RESTOCK" and change["warehouse_id"] == warehouse_id
         )
-        quantity = restock_needed(
-            state.available().get(warehouse_id, 0), policy.reorder_point, policy.reorder_qty, on_order
-        )
+        quantity = restock_needed(available.get(warehouse_id, 0), policy.reorder_point, policy.reorder_qty, on_order)
         if quantity > 0:
             restock = restock_change(
                 state.product_id,

@@ -5,7 +5,12 @@
 - Stock never goes negative. RESTOCK and RETURN add their delta on hand. SALE and DAMAGE take theirs, but at
   most the units on hand: the rest is clamped and counted in ``clamped_units``. Damage of units that are not
   there is a background change the generator draws at random, so clamping it is expected. A SALE is only
-  derived for units the orders agent saw available, so a clamped SALE means that agent read stale stock.
+  derived for units the orders agent saw available (``available_after``: its SALEs in flight taken), so
+  a clamped SALE means a DAMAGE the topic put before it took the units after the SALE was decided.
+- Clamping makes the order of a product's changes matter: a SALE applied before a DAMAGE that precedes it in
+  the topic can clamp the DAMAGE where the topic's order clamps nothing, and leave more on hand. So a table
+  that must equal the fold of the topic folds every change, its owner's own SALEs included, in the topic's
+  order, and reads the SALEs it has sent but not yet folded through ``available_after``.
 - No reservations are modelled: the change topic has no reserve event, and an order is served (its SALE
   emitted) when it is decided, so nothing waits between a reservation and its shipment. ``reserved`` keeps its
   seeded value and is only lowered with on_hand, so that reserved <= on_hand always holds.
@@ -13,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from app.inventory.changes import DELTA_SIGN, Change, read_change
 from app.inventory.exceptions import InvalidValue, InventoryError
@@ -40,6 +45,23 @@ def apply(state: StockState | None, change: Mapping[str, object], remember: int 
     if state.has_applied(checked.change_id):
         return state
     return _moved(state, checked, max(1, remember))
+
+
+def available_after(state: StockState | None, pending: Iterable[Sequence[object]]) -> dict[int, int]:
+    """Units that can be sold by warehouse_id once ``pending`` is folded into ``state``: what decisions read.
+
+    ``pending``: SALEs sent to the topic and not folded from it yet, each as (change_id, warehouse_id, units
+    taken). Folded in any order (SALEs only take), they would leave ``max(0, available - units)`` in each
+    warehouse, and that is what this answers without building the state: the stored state takes each SALE only
+    when the topic brings it, in the topic's order (see the module's docstring).
+    """
+    available = state.available() if state is not None else {}
+    for _, warehouse_id, units in pending:
+        if not isinstance(warehouse_id, int) or not isinstance(units, int) or units < 0:
+            msg = f"pending SALE ({warehouse_id!r}, {units!r}): expected a warehouse id and the units it takes"
+            raise InventoryError(msg)
+        available[warehouse_id] = max(0, available.get(warehouse_id, 0) - units)
+    return available
 
 
 def fold(
