@@ -201,9 +201,19 @@ def test_dead_letters_are_exactly_the_bad_records_of_the_consumed_topics(run: Ru
     assert run.stats["agents"]["dead letters"] == len(bad)
 
 
+def _in_postgres_order(run: Run, changes: list[dict]) -> list[dict]:
+    """postgres mode: ``changes`` in the order Postgres applied them (it applies a SALE when it decides it)."""
+    with psycopg2.connect(run.dsn) as conn, conn.cursor() as cursor:
+        cursor.execute("select change_id, seq from inventory_applied_changes")
+        applied = dict(cursor.fetchall())
+    assert not [change["change_id"] for change in changes if change["change_id"] not in applied]
+    return sorted(changes, key=lambda change: applied[change["change_id"]])
+
+
 def test_postgres_stock_equals_the_fold_and_its_two_tables_agree(run: Run) -> None:
-    """kafka mode: the mirror of the table; postgres mode: the canonical rows themselves."""
-    states = fold(_folded(run))
+    """kafka mode: the mirror of the table, the topic's fold; postgres mode: the rows, the fold in their order."""
+    changes = _folded(run) if run.mode == "kafka" else _in_postgres_order(run, _folded(run))
+    states = fold(changes)
     with psycopg2.connect(run.dsn) as conn, conn.cursor() as cursor:
         cursor.execute("select product_id, warehouse_id, on_hand from warehouse_inventory")
         mirrored = {(product, warehouse): on_hand for product, warehouse, on_hand in cursor.fetchall()}
@@ -212,28 +222,20 @@ def test_postgres_stock_equals_the_fold_and_its_two_tables_agree(run: Run) -> No
             " group by product_id) w using (product_id) where i.on_hand <> w.s"
         )
         assert cursor.fetchone() == (0,)
-    compared = 0
-    for state in states.values():
-        if state.clamped_units:  # a clamp makes the topic's order matter, and the agent folds its SALEs early
-            continue
-        for warehouse_id in state.warehouses:
-            assert mirrored[(state.product_id, warehouse_id)] == state.stock(warehouse_id).on_hand, state.sku
-            compared += 1
-    assert compared > 0.9 * len(mirrored)
+    folded = {(s.product_id, w): stock.on_hand for s in states.values() for w, stock in s.warehouses.items()}
+    assert differences(mirrored, folded, default=0) == {}
 
 
-def test_the_table_equals_the_fold_of_the_topic_and_the_mirror(run: Run) -> None:
-    """kafka mode: GET /inventory/ shows the table; it is the fold of the topic and Postgres mirrors it."""
-    if run.mode != "kafka":
-        pytest.skip("the table is the Kafka mode's")
+def test_the_listing_equals_postgres_and_in_kafka_mode_the_fold_of_the_topic(run: Run) -> None:
+    """GET /inventory/ shows the canonical stock: the table (kafka mode), which is the fold of the topic and
+    which Postgres mirrors; or the rows of Postgres themselves (postgres mode)."""
     table = listed_on_hand(run.listing)
     assert differences(table, run.postgres, default=0) == {}  # rows never stocked stay at the seeded 0
+    if run.mode == "postgres":
+        return  # the fold in Postgres's order: test_postgres_stock_equals_the_fold_and_its_two_tables_agree
     states = fold(_folded(run))
-    # A clamp makes the topic's order matter, and the agent folds its SALEs early (the README's known limit).
-    compared = {state.product_id for state in states.values() if not state.clamped_units}
     folded = {(s.product_id, w): stock.on_hand for s in states.values() for w, stock in s.warehouses.items()}
-    assert {key: value for key, value in differences(table, folded).items() if key[0] in compared} == {}
-    assert len(compared) >= 0.9 * len(states)
+    assert differences(table, folded) == {}
 
 
 def test_the_sku_view_agrees_with_postgres_for_sampled_skus(run: Run) -> None:
