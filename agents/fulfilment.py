@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 SCHEDULE_SECONDS = 1.0
 #: How often the mirror writes changed stock to Postgres (MIRROR_INVENTORY_TO_DB=true).
 MIRROR_SECONDS = 1.0
+#: The change id prefix of the opening balances (the seeded stock as RESTOCK changes).
+OPENING = "opening-"
 #: How long to wait before asking the registry again while it cannot be reached.
 REGISTRY_PAUSE = 2.0
 
@@ -139,7 +141,7 @@ class FulfilmentAgents:
             if payment is not None:
                 self._send("payments", order["order_id"], payment)
             forwarded = json.dumps({"order": order, "payment": payment}).encode()
-            self._sender().send(
+            self._sender().send_surely(
                 self._by_product_name, str(order["product_id"]).encode(), forwarded, order["event_time"]
             )
             self._sender().serve(0)
@@ -248,6 +250,8 @@ class FulfilmentAgents:
             self.stock[key] = folded.to_dict()
             self._unmirrored.add(key)
             available = available_after(folded, pending)  # what the restock policy sees, as decisions do
+        elif str(change["change_id"]).startswith(OPENING):
+            return  # Postgres holds the seeded stock, and start() marked these applied before sending them
         else:
             folded = await self._pg.apply(change)
             if folded is None:
@@ -383,13 +387,14 @@ class FulfilmentAgents:
         original = message.headers or []
         pairs = list(original.items()) if isinstance(original, Mapping) else list(original)
         headers = dead_letter_headers(pairs, message.topic, message.partition, message.offset, error)
-        self._sender().send(
+        self._sender().send_surely(
             self._topics["dead_letter"], message.key or b"", event.value or b"", int(message.timestamp * 1000), headers
         )
         self.counts["dead letters"] += 1
 
     def _send(self, role: str, key: str, value: Mapping[str, Any]) -> None:
-        self._sender().send(self._topics[role], key.encode(), self._codec.encode(role, value), int(time.time() * 1000))
+        encoded = self._codec.encode(role, value)
+        self._sender().send_surely(self._topics[role], key.encode(), encoded, int(time.time() * 1000))
 
     def _sender(self) -> EventProducer:
         assert self._producer is not None, "used before start()"
@@ -416,12 +421,12 @@ class FulfilmentAgents:
         now_ms = int(time.time() * 1000)
         sent = 0
         if self._pg is not None:
-            await self._pg.mark_applied(f"opening-{product}-{warehouse}" for product, warehouse in reference.opening)
+            await self._pg.mark_applied(f"{OPENING}{product}-{warehouse}" for product, warehouse in reference.opening)
         for (product_id, warehouse_id), on_hand in sorted(reference.opening.items()):
             if on_hand <= 0:
                 continue
             change = inventory_change(
-                f"opening-{product_id}-{warehouse_id}",
+                f"{OPENING}{product_id}-{warehouse_id}",
                 product_id,
                 reference.skus[product_id],
                 warehouse_id,

@@ -9,6 +9,10 @@ from confluent_kafka import KafkaError, Message, Producer
 
 log = logging.getLogger(__name__)
 
+#: How long ``send_surely`` waits for deliveries to make room in a full queue before it tries again.
+BLOCKED_POLL_SECONDS = 0.05
+
+
 class EventProducer:
     """A librdkafka producer whose ``send`` answers False instead of blocking when its queue is full."""
 
@@ -51,6 +55,18 @@ class EventProducer:
         except BufferError:
             return False
         return True
+
+    def send_surely(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        timestamp_ms: int,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
+        """Queue one record, waiting (and blocking the caller) while the local queue is full: nothing is dropped."""
+        while not self.send(topic, key, value, timestamp_ms, headers):
+            self._producer.poll(BLOCKED_POLL_SECONDS)
 
     def serve(self, timeout: float = 0.0) -> None:
         """Run delivery callbacks, waiting up to ``timeout`` seconds for one."""
