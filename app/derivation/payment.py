@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
 from bisect import bisect
 from collections.abc import Mapping
 
 from app.derivation.config import AUTHORIZED, CAPTURED, DECLINED, DerivationConfig
-from app.derivation.ids import payment_id
+from app.derivation.ids import Uniform, payment_id
 from app.derivation.orders import read_order
 from app.generation.generator import cuts
 
@@ -16,7 +15,7 @@ ATTEMPT = 1
 
 
 def decide_payment(
-    order: Mapping[str, object], config: DerivationConfig, rng: random.Random
+    order: Mapping[str, object], config: DerivationConfig, rng: Uniform
 ) -> dict[str, object] | None:
     """The Payment value of ``order`` (p_payment of orders, DECLINED at decline_share of them), or None.
 

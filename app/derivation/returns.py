@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 
 from app.derivation.changes import ScheduledChange, inventory_change
 from app.derivation.config import DerivationConfig
-from app.derivation.ids import return_change_id
+from app.derivation.ids import Uniform, return_change_id
 from app.derivation.orders import read_order
 from app.generation.events import RETURN
 from app.inventory.fields import integer
 
 
 def decide_return(
-    order: Mapping[str, object], shipment: Mapping[str, object], config: DerivationConfig, rng: random.Random
+    order: Mapping[str, object], shipment: Mapping[str, object], config: DerivationConfig, rng: Uniform
 ) -> ScheduledChange | None:
     """The RETURN of a shipped ``order`` (p_return of them), due return_days (scaled) after its ETA; or None.
 

@@ -10,7 +10,6 @@ shipment per order, its id from the order's).
 
 from __future__ import annotations
 
-import random
 from bisect import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import NamedTuple
 
 from app.derivation.changes import inventory_change
 from app.derivation.config import Carrier, DerivationConfig
-from app.derivation.ids import sale_change_id, shipment_id
+from app.derivation.ids import Uniform, sale_change_id, shipment_id
 from app.derivation.orders import Order, read_order
 from app.derivation.payment import is_accepted
 from app.generation.generator import cuts
@@ -70,7 +69,7 @@ def decide_shipment(
     stock: Mapping[int, int],
     warehouses: Mapping[int, Warehouse],
     config: DerivationConfig,
-    rng: random.Random,
+    rng: Uniform,
     *,
     customer_country: str | None = None,
     not_before_ms: int | None = None,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
+import uuid
 from collections import Counter
 
 import pytest
@@ -28,6 +30,7 @@ from app.derivation import (
     validate_interaction,
     validate_order,
 )
+from app.derivation.ids import MAX_DRAWS, NAMESPACE
 from app.generation import SEMANTIC_KINDS
 from app.generation.events import CUSTOMER_INTERACTIONS, ORDERS
 from app.inventory import InvalidValue
@@ -155,9 +158,32 @@ def test_another_seed_decides_otherwise(orders: list[dict[str, object]]) -> None
 def test_rng_for_is_a_stable_function_of_seed_stage_and_order() -> None:
     # Pinned: a change here gives redelivered orders of a running deployment other decisions.
     assert rng_for(42, "order-1", Stage.PAYMENT).random() == rng_for(42, "order-1", Stage.PAYMENT).random()
-    assert rng_for(42, "order-1", Stage.PAYMENT).getrandbits(32) == 1_296_213_179
+    assert rng_for(42, "order-1", Stage.PAYMENT).random() == 0.32740937220452926
     stages = {rng_for(42, "order-1", stage).random() for stage in Stage}
     assert len(stages) == len(Stage)
+
+
+def test_a_stage_has_eight_draws_uniform_over_orders() -> None:
+    draws = rng_for(42, "order-1", Stage.SHIPMENT)
+    assert len({draws.random() for _ in range(MAX_DRAWS)}) == MAX_DRAWS
+    with pytest.raises(StopIteration):
+        draws.random()
+    n, bins = 40_000, 10
+    counts = [0] * bins
+    for index in range(n // MAX_DRAWS):
+        stage = rng_for(7, f"order-{index}", Stage.PAYMENT)
+        for _ in range(MAX_DRAWS):
+            value = stage.random()
+            assert 0.0 <= value < 1.0
+            counts[int(value * bins)] += 1
+    band = 4.5 * math.sqrt(0.1 * 0.9 / n)
+    assert all(abs(count / n - 1 / bins) <= band for count in counts), counts
+
+
+def test_derived_ids_are_the_standard_uuid5_of_their_parts() -> None:
+    for index in range(500):
+        order = f"order-{index}-é"
+        assert payment_id(order, 2) == str(uuid.uuid5(NAMESPACE, f"payment\x1f{order}\x1f2"))
 
 
 def test_derived_ids_are_deterministic_uuids_distinct_over_orders_and_kinds(orders: list[dict[str, object]]) -> None:
