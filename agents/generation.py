@@ -43,6 +43,8 @@ CHUNK = 2_000
 #: The most events one tick makes: at 20 ticks a second, 100,000 events/s, beyond what one process emits.
 #: Tokens past it stay in the bucket; a larger batch would only hold more memory and longer GC pauses.
 MAX_BATCH = 5_000
+#: How long one tick may go on emitting full batches while the bucket holds more (the rest waits for the next).
+TICK_BUDGET_SECONDS = 0.5
 #: Header on every deliberately malformed record, naming its kind, so consumers can count them.
 BAD_RECORD_HEADER = "x-datagen-bad-record"
 #: How long to wait for librdkafka's queue to drain a little when it is full.
@@ -106,12 +108,18 @@ class Generation:
             return 0
         now = self._monotonic()
         self._bucket.set_rate(self._target(), now)
-        limit = MAX_BATCH
-        if self._settings.max_events is not None:
-            limit = min(limit, self._settings.max_events - self._stats.emitted)
-        count = self._bucket.take(now, limit)
-        if count:
-            await self._emit(count)
+        deadline, count = now + TICK_BUDGET_SECONDS, 0
+        while True:  # a full batch leaves tokens behind: go on, rather than sleep a tick with the bucket full
+            limit = MAX_BATCH
+            if self._settings.max_events is not None:
+                limit = min(limit, self._settings.max_events - self._stats.emitted)
+            batch = self._bucket.take(now, limit)
+            if batch:
+                await self._emit(batch)
+            count += batch
+            now = self._monotonic()
+            if batch < MAX_BATCH or now >= deadline:
+                break
         self._producer.serve(0)
         self.price_changes.extend(self._generator.drain_price_changes())
         self._stats.pending = self._producer.queued()
