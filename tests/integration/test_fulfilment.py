@@ -5,7 +5,6 @@ FULFILMENT_EVENTS sets the length of the run (default 8000 events at 500/s; 6000
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -21,6 +20,7 @@ from app.inventory import fold
 from db.throwaway import create_database, drop_database, dsn_for
 from tests.stock_support import differences, high_watermarks, listed_on_hand, listing, postgres_on_hand
 from tests.support import PG_DSN, ReadRecord, foldable_changes, http_get, read_back, run_worker, unique_topics
+from tests.unit.test_generation_support import tolerance
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +29,6 @@ EVENTS = int(os.environ.get("FULFILMENT_EVENTS") or 8000)
 RATE = 500
 P_PAY, P_SHIP = 0.85, 0.75
 SAMPLED_SKUS = 25
-
-
-def tolerance(p: float, n: int) -> float:
-    """4.5 standard errors of a share p measured over n draws."""
-    return 4.5 * math.sqrt(p * (1 - p) / n)
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,13 +13,12 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 from aiokafka.partitioner import murmur2
-from confluent_kafka import Consumer, TopicPartition
 from playwright.sync_api import expect, sync_playwright
 
 from app.inventory import StockState, fold
 from db.throwaway import create_database, drop_database, dsn_for
+from tests.stock_support import high_watermarks, listing, quiet
 from tests.support import (
-    KAFKA_BOOTSTRAP,
     PG_DSN,
     ReadRecord,
     Worker,
@@ -81,7 +79,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     try:
         with run_worker(tmp_path_factory.mktemp("views"), settings) as worker:
             worker.wait_until_logged("MAX_EVENTS=", timeout=180)
-            stats, listing = _quiet(worker)
+            stats, listing = quiet(worker, timeout=120.0)
             changes = _changes(topics["TOPIC_INVENTORY_CHANGES"])
             skus, kept = _reference(dsn_for(PG_DSN, name))
             yield Run(worker, topics["APP_ID"], stats, listing, skus, kept, fold(changes))
@@ -89,47 +87,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         drop_database(PG_DSN, name)
 
 
-def _quiet(worker: Worker, settle: float = 5.0, timeout: float = 120.0) -> tuple[dict, list[dict]]:
-    """Wait until neither the agents' counts nor the inventory move: the stream and its restocks are done."""
-    deadline = time.monotonic() + timeout
-    last: tuple[dict, list[dict]] | None = None
-    while time.monotonic() < deadline:
-        _, stats = http_get(worker.url + "/stats/")
-        now = (stats["agents"], _listing(worker))
-        agents = stats["agents"]
-        settled = agents.get("scheduled", 0) == agents.get("scheduled arrived", 0)
-        if last is not None and now == last and settled:
-            return stats, now[1]
-        last = now
-        time.sleep(settle)
-    raise AssertionError(f"the inventory never went quiet: {last}")
-
-
-def _listing(worker: Worker, size: int = 7) -> list[dict]:
-    """Every item of GET /inventory/, read page by page until an empty one."""
-    items: list[dict] = []
-    for page in range(1, 10_000):
-        status, body = http_get(f"{worker.url}/inventory/?page={page}&size={size}")
-        assert status == 200, body
-        assert (body["page"], body["size"]) == (page, size)
-        if not body["items"]:
-            assert len(items) == body["total"]
-            return items
-        items += body["items"]
-    raise AssertionError("GET /inventory/ never ran out of pages")
-
-
 def _everything(topic: str) -> tuple[list[ReadRecord], int]:
     """Every record of ``topic`` (as many as its high watermarks say), and its number of partitions."""
-    consumer = Consumer({"bootstrap.servers": KAFKA_BOOTSTRAP, "group.id": "views-watermarks"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        total = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
-    finally:
-        consumer.close()
-    records = read_back([topic], total, timeout=60)
-    assert len(records) == total
-    return records, len(partitions)
+    ends = high_watermarks(topic)
+    records = read_back([topic], sum(ends.values()), timeout=60)
+    assert len(records) == sum(ends.values())
+    return records, len(ends)
 
 
 def _changes(topic: str) -> list[dict]:
@@ -218,7 +181,7 @@ def test_the_table_equals_the_fold_of_the_inventory_changes_topic(run: Run) -> N
         and _on_hand(item) != {w: s.on_hand for w, s in run.folded[item["sku"]].warehouses.items()}
     }
     assert len(run.folded) > 0
-    assert _listing(run.worker) == run.listing, "the table moved after the quiet: the comparison is meaningless"
+    assert listing(run.worker) == run.listing, "the table moved after the quiet: the comparison is meaningless"
     assert not differing, f"table vs fold of the topic, on hand by warehouse: {differing}"
     unfolded = [item for item in run.listing if item["sku"] not in run.folded]
     assert all(item["warehouses"] == [] for item in unfolded), unfolded
@@ -353,7 +316,7 @@ def pg_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresRun]:
     try:
         with run_worker(tmp_path_factory.mktemp("viewspg"), settings) as worker:
             worker.wait_until_logged("MAX_EVENTS=", timeout=180)
-            stats, listing = _quiet(worker)
+            stats, listing = quiet(worker, timeout=120.0)
             yield PostgresRun(worker, dsn_for(PG_DSN, name), stats, listing)
     finally:
         drop_database(PG_DSN, name)
@@ -469,7 +432,7 @@ def test_the_table_equals_the_fold_when_the_agent_runs_far_ahead_of_its_sales(tm
     try:
         with run_worker(tmp_path, settings) as worker:
             worker.wait_until_logged("MAX_EVENTS=", timeout=300)
-            _, listing = _quiet(worker)
+            _, listing = quiet(worker, timeout=120.0)
             folded = fold(_changes(topics["TOPIC_INVENTORY_CHANGES"]))
     finally:
         drop_database(PG_DSN, name)
