@@ -17,6 +17,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 ROOT = Path(__file__).resolve().parent.parent
 FAUST = str(Path(sys.executable).with_name("faust"))
@@ -144,6 +149,22 @@ class ReadRecord:
     error: str | None
 
 
+def registry_client() -> SchemaRegistryClient:
+    """A client of the stack's registry with a request timeout, so a registry that never answers one request is
+    asked again (the client retries timeouts) instead of hanging a test forever (the default is no timeout)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    return SchemaRegistryClient({"url": REGISTRY_URL, "timeout": 10})
+
+
+def topic_deserializer(registry: SchemaRegistryClient) -> AvroDeserializer:
+    """confluent-kafka's AvroDeserializer with TopicNameStrategy, as a consumer of this generator's topics
+    configures it (see app/avro.py for why: the default asks an API Apicurio does not answer)."""
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+    return AvroDeserializer(registry, conf={"subject.name.strategy.type": "TOPIC"})
+
+
 def read_back(topics: list[str], expected: int, timeout: float = 120.0) -> list[ReadRecord]:
     """Read every record of ``topics`` from the start with confluent-kafka's AvroDeserializer and the registry.
 
@@ -151,15 +172,9 @@ def read_back(topics: list[str], expected: int, timeout: float = 120.0) -> list[
     when nothing new arrives for a while after ``timeout``.
     """
     from confluent_kafka import Consumer
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-    from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    # TopicNameStrategy, as a consumer of this generator's topics configures it (see app/avro.py for why).
-    # A request timeout, so a registry that never answers one request is asked again (the client retries
-    # timeouts) instead of hanging the read-back forever (the client's default is no timeout).
-    registry = SchemaRegistryClient({"url": REGISTRY_URL, "timeout": 10})
-    deserializer = AvroDeserializer(registry, conf={"subject.name.strategy.type": "TOPIC"})
+    deserializer = topic_deserializer(registry_client())
     consumer = Consumer(
         {
             "bootstrap.servers": KAFKA_BOOTSTRAP,

@@ -7,13 +7,12 @@ from collections import Counter
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from app.avro import AvroCodec, schema_id
 from app.derivation import DerivationConfig
 from app.settings import load_settings
-from tests.support import REGISTRY_URL, unique_topics
+from tests.support import registry_client, topic_deserializer, unique_topics
 from tests.unit.test_derivation_support import derive, make_order
 from tests.unit.test_generation_support import make_generator
 
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def codec_and_topics() -> tuple[AvroCodec, dict[str, str], SchemaRegistryClient]:
     topics = load_settings(unique_topics("avro")).topics()
-    client = SchemaRegistryClient({"url": REGISTRY_URL})
+    client = registry_client()
     return AvroCodec(client, topics), topics, client
 
 
@@ -48,7 +47,7 @@ def test_the_fast_path_writes_the_serializers_bytes(
     for role, value in records:
         fast = codec.encode(role, value)
         assert fast == codec.serialize(role, value), (role, value)
-    deserializer = AvroDeserializer(client)
+    deserializer = topic_deserializer(client)
     for role, value in records[:200]:
         framed = codec.encode(role, value)
         decoded = deserializer(framed, SerializationContext(topics[role], MessageField.VALUE))
