@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import math
 import random
-from bisect import bisect
 from collections import OrderedDict
-from itertools import accumulate
+from collections.abc import Sequence
 
 from app.generation.catalog import Catalog
 from app.generation.exceptions import GenerationError
+
+
+class AliasTable:
+    """Index i with probability weights[i] / sum(weights), in constant time from one uniform draw.
+
+    Vose's alias method: column ``int(draw * n)`` keeps its own index when the rest of the scaled draw is below
+    the column's threshold, and gives its alias otherwise. A bisection over the cumulative weights of 100,000
+    users took 17 comparisons over scattered floats, a tenth of the cost of an event. A column of weight 0 has
+    threshold 0 and an alias of positive weight, so it is never drawn.
+    """
+
+    __slots__ = ("aliases", "size", "thresholds")
+
+    def __init__(self, weights: Sequence[float]) -> None:
+        total, size = math.fsum(weights), len(weights)
+        if not size or not total > 0.0 or not all(weight >= 0.0 for weight in weights):
+            raise GenerationError("alias table: expected weights >= 0, not all 0")
+        scaled = [weight * size / total for weight in weights]
+        heaviest = max(range(size), key=weights.__getitem__)
+        #: Read-only to callers, like ``size``: the draw is inlined where it is hot.
+        self.thresholds = [1.0 if weight > 0.0 else 0.0 for weight in weights]
+        self.aliases = [index if weight > 0.0 else heaviest for index, weight in enumerate(weights)]
+        self.size = size
+        small = [index for index, share in enumerate(scaled) if share < 1.0]
+        large = [index for index, share in enumerate(scaled) if share >= 1.0]
+        while small and large:
+            light, heavy = small.pop(), large[-1]
+            self.thresholds[light], self.aliases[light] = scaled[light], heavy
+            scaled[heavy] -= 1.0 - scaled[light]
+            if scaled[heavy] < 1.0:
+                small.append(large.pop())
+        # Columns left in either list are full but for rounding: they keep the defaults set above.
+
+    def pick(self, draw: float) -> int:
+        """The index for ``draw``, uniform in [0, 1)."""
+        scaled = draw * self.size
+        column = int(scaled)
+        return column if scaled - column < self.thresholds[column] else self.aliases[column]
 
 
 class RecentSet:
@@ -83,15 +121,17 @@ class Sampler:
     ) -> None:
         self._random = rng.random
         self.user_ids = catalog.user_ids
-        self._user_cumulative = list(accumulate(catalog.user_weights))
-        self._user_total = self._user_cumulative[-1]
+        users = AliasTable(catalog.user_weights)
+        self._user_count, self._user_thresholds = users.size, users.thresholds
+        #: The user of each column and the user of its alias: a draw is two list lookups.
+        self._user_own = list(catalog.user_ids)
+        self._user_alias = [catalog.user_ids[alias] for alias in users.aliases]
         self.product_ids = tuple(product.product_id for product in catalog.products)
         self.skus = tuple(product.sku for product in catalog.products)
         self.prices = [product.price_cents for product in catalog.products]
         self.costs = tuple(product.cost_cents for product in catalog.products)
         self.terms = catalog.search_terms()
-        self._product_cumulative = list(accumulate(product.popularity for product in catalog.products))
-        self._product_total = self._product_cumulative[-1]
+        self._products = AliasTable([product.popularity for product in catalog.products])
         self._index = {product_id: index for index, product_id in enumerate(self.product_ids)}
         self.recent_users = RecentSet(recent_users)
         self.recent_products = RecentSet(recent_products)
@@ -106,7 +146,10 @@ class Sampler:
             user_id = recent[int(rnd() * len(recent))]
             self.recent_users.slots.move_to_end(user_id)
         else:
-            user_id = self.user_ids[bisect(self._user_cumulative, rnd() * self._user_total)]
+            scaled = rnd() * self._user_count
+            column = int(scaled)
+            own = scaled - column < self._user_thresholds[column]
+            user_id = self._user_own[column] if own else self._user_alias[column]
             slots = self.recent_users.slots
             if user_id in slots:
                 slots.move_to_end(user_id)
@@ -122,7 +165,7 @@ class Sampler:
             index = recent[int(rnd() * len(recent))]
             self.recent_products.slots.move_to_end(index)
         else:
-            index = bisect(self._product_cumulative, rnd() * self._product_total)
+            index = self._products.pick(rnd())
             slots = self.recent_products.slots
             if index in slots:
                 slots.move_to_end(index)
@@ -132,7 +175,7 @@ class Sampler:
 
     def popular_product(self) -> int:
         """A product index by popularity alone, leaving the recent products as they are."""
-        return bisect(self._product_cumulative, self._random() * self._product_total)
+        return self._products.pick(self._random())
 
     def index_of(self, product_id: int) -> int:
         """The index of the product ``product_id``."""

@@ -9,6 +9,7 @@ import random
 import pytest
 
 from app.generation import Catalog, CatalogError, GenerationError, Product, RecentSet, Sampler, search_terms
+from app.generation.sampler import AliasTable
 from tests.unit.test_generation_support import assert_share, make_catalog, tolerance
 
 EARBUDS = Product(1, "ELC-000001", "Voltra Wireless Earbuds Pro, Black", "Electronics", 4999, 1.0)
@@ -157,3 +158,32 @@ def test_set_price_is_what_the_sampler_charges() -> None:
         prices.set_price(product_id, 0)
     with pytest.raises(GenerationError):
         prices.set_price(-1, 100)
+
+
+def implied_shares(table: AliasTable) -> list[float]:
+    """The probability of each index under ``table``: its own column's threshold plus what aliases give it, / n."""
+    shares = [0.0] * table.size
+    for column in range(table.size):
+        shares[column] += table.thresholds[column]
+        shares[table.aliases[column]] += 1.0 - table.thresholds[column]
+    return [share / table.size for share in shares]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_an_alias_table_gives_each_index_exactly_its_weights_share(seed: int) -> None:
+    rng = random.Random(seed)
+    weights = [rng.choice((0.0, rng.random(), rng.paretovariate(1.2))) for _ in range(rng.randint(1, 3_000))]
+    weights[rng.randrange(len(weights))] = 1.0  # not all 0
+    total = math.fsum(weights)
+    table = AliasTable(weights)
+    for index, share in enumerate(implied_shares(table)):
+        assert share == pytest.approx(weights[index] / total, abs=1e-12), index
+        if weights[index] == 0.0:
+            assert share == 0.0, index  # never drawn, not even by rounding
+    assert {table.pick(draw / 1000) for draw in range(1000)} <= {i for i, weight in enumerate(weights) if weight > 0}
+
+
+@pytest.mark.parametrize("weights", [(), (0.0, 0.0), (1.0, -1.0)])
+def test_an_alias_table_refuses_weights_that_draw_nothing(weights: tuple[float, ...]) -> None:
+    with pytest.raises(GenerationError, match="expected weights >= 0, not all 0"):
+        AliasTable(weights)
