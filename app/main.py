@@ -12,6 +12,7 @@ from typing import Any
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust.cli import AppCommand
+from faust.utils.terminal import SpinnerHandler
 from faust.web import Request, Response, View
 from mode import BaseSignalT
 
@@ -55,6 +56,23 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def restore_root_log_level(root: logging.Logger | None = None) -> None:
+    """Undo what Faust's start-up spinner did to the root logger once start-up is over.
+
+    At a level of WARN or above, Faust's worker sets the root logger to DEBUG and adds a handler that turns
+    its spinner on every record. The spinner ends with start-up, but the level stays: every debug call in
+    Faust and aiokafka, several per record consumed or sent, then builds a record that no handler prints
+    (2.5% of the worker's time in a profile at 500 events/s with the agents on). The handler goes and the
+    root logger takes the least verbose level that any remaining handler prints.
+    """
+    root = root or logging.getLogger()
+    for handler in [handler for handler in root.handlers if isinstance(handler, SpinnerHandler)]:
+        root.removeHandler(handler)
+    levels = [handler.level for handler in root.handlers]
+    if levels and min(levels) > root.level:
+        root.setLevel(min(levels))
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired to ``settings``; it opens no connection until the worker starts."""
     app = DatagenApp(
@@ -94,6 +112,7 @@ def create_app(settings: Settings) -> faust.App:
         if fulfilment is not None:
             await fulfilment.start(await until_done(lambda: load_stock_reference(dsn), "loading the stock"))
         settle_garbage_collector()
+        restore_root_log_level()
         generation.start(catalog)
 
     if inventory is not None:
