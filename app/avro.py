@@ -40,14 +40,11 @@ class AvroCodec:
     """One serializer per topic role, used until it has registered its schema; then its header and a compiled writer."""
 
     def __init__(self, client: SchemaRegistryClient, topics: Mapping[str, str]) -> None:
-        self._serializers = {
-            role: AvroSerializer(client, load_schema(role), conf=SERIALIZER_CONF) for role in SCHEMA_FILES
-        }
+        texts = {role: load_schema(role) for role in SCHEMA_FILES}
+        self._serializers = {role: AvroSerializer(client, text, conf=SERIALIZER_CONF) for role, text in texts.items()}
         self._contexts = {role: SerializationContext(topics[role], MessageField.VALUE) for role in SCHEMA_FILES}
-        self._schemas = {role: parse_schema(json.loads(load_schema(role))) for role in SCHEMA_FILES}
-        self._writers: dict[str, Writer] = {
-            role: compile_writer(json.loads(load_schema(role))) for role in SCHEMA_FILES
-        }
+        self._schemas = {role: parse_schema(json.loads(text)) for role, text in texts.items()}
+        self._writers: dict[str, Writer] = {role: compile_writer(json.loads(text)) for role, text in texts.items()}
         #: The 5-byte header of each role whose schema the registry has given an id.
         self._headers: dict[str, bytes] = {}
 

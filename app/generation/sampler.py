@@ -28,7 +28,7 @@ class AliasTable:
             raise GenerationError("alias table: expected weights >= 0, not all 0")
         scaled = [weight * size / total for weight in weights]
         heaviest = max(range(size), key=weights.__getitem__)
-        #: Read-only to callers, like ``size``: the draw is inlined where it is hot.
+        #: Read-only to callers, like ``size``.
         self.thresholds = [1.0 if weight > 0.0 else 0.0 for weight in weights]
         self.aliases = [index if weight > 0.0 else heaviest for index, weight in enumerate(weights)]
         self.size = size
@@ -121,11 +121,7 @@ class Sampler:
     ) -> None:
         self._random = rng.random
         self.user_ids = catalog.user_ids
-        users = AliasTable(catalog.user_weights)
-        self._user_count, self._user_thresholds = users.size, users.thresholds
-        #: The user of each column and the user of its alias: a draw is two list lookups.
-        self._user_own = list(catalog.user_ids)
-        self._user_alias = [catalog.user_ids[alias] for alias in users.aliases]
+        self._users = AliasTable(catalog.user_weights)
         self.product_ids = tuple(product.product_id for product in catalog.products)
         self.skus = tuple(product.sku for product in catalog.products)
         self.prices = [product.price_cents for product in catalog.products]
@@ -146,10 +142,7 @@ class Sampler:
             user_id = recent[int(rnd() * len(recent))]
             self.recent_users.slots.move_to_end(user_id)
         else:
-            scaled = rnd() * self._user_count
-            column = int(scaled)
-            own = scaled - column < self._user_thresholds[column]
-            user_id = self._user_own[column] if own else self._user_alias[column]
+            user_id = self.user_ids[self._users.pick(rnd())]
             slots = self.recent_users.slots
             if user_id in slots:
                 slots.move_to_end(user_id)
