@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 STACK := bash stack/stack.sh
 CODE := app agents tables schemas db
 
-.PHONY: install run test lint typecheck pytest stack-up stack-down stack-status bench bench-quick clean
+.PHONY: install run run-workers test lint typecheck pytest stack-up stack-down stack-status bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ install: $(STAMP) $(CHROMIUM)
 
 run: install stack-up
 	$(BIN)/faust -A app worker -l info
+
+# N workers of one APP_ID (default 2): the first generates, the others only run agents; logs prefixed.
+N ?= 2
+run-workers: install stack-up
+	bash stack/workers.sh $(N)
 
 # Leaves the stack as it found it: stopped afterwards only if this run started it.
 test: install

@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust.web import Request, Response, View
 from mode import BaseSignalT
 
+from agents.requests import CHANGE, headers_of, requests_topic
 from app.avro import AvroCodec
 from app.generation import (
     BYTE_LEVEL_KINDS,
@@ -52,11 +53,26 @@ BACKPRESSURE_PAUSE = 0.01
 #: How often background price changes are written to Postgres, in one statement.
 PRICE_FLUSH_SECONDS = 1.0
 #: How long a stopping worker waits for queued records to reach Kafka.
-SHUTDOWN_FLUSH_SECONDS = 10.0
+SHUTDOWN_FLUSH_SECONDS = 3.0
 
 
 #: What the producer takes: topic, key, value, timestamp in ms, headers.
 Record = tuple[str, bytes, bytes, int, list[tuple[str, str | bytes | None]] | None]
+
+
+def routes(settings: Settings) -> dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]]:
+    """Where each kind of event goes: its topic, or for inventory changes the stock requests topic.
+
+    With the agents on, a background change is a request to the stock agent, which decides it against the stock
+    (a DAMAGE takes at most what is there) and writes it to inventory-changes.v1, so that topic stays a faithful
+    ledger. A worker with AGENTS_ENABLED=false writes them to inventory-changes.v1 as they are drawn.
+    """
+    found: dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]] = {
+        kind: (topic, None) for kind, topic in settings.topics().items()
+    }
+    if settings.agents_enabled:
+        found["inventory_changes"] = (requests_topic(settings.app_id), headers_of(CHANGE))
+    return found
 
 
 class Generation:
@@ -84,6 +100,7 @@ class Generation:
         self._wall_clock = wall_clock
         self._zone = ZoneInfo(settings.timezone)
         self._topics = settings.topics()
+        self._routes = routes(settings)
         self._bucket = TokenBucket(self._target(), settings.bucket_capacity, monotonic())
         self.price_changes: list[PriceChange] = []
         self._stopped = False
@@ -137,12 +154,13 @@ class Generation:
     async def _emit(self, count: int) -> None:
         now_ms = int(self._wall_clock() * 1000)
         events = self._generator.next_batch(count, now_ms)
-        encode, send, topics = self._codec.encode, self._producer.send, self._topics
+        encode, send, topics, routes = self._codec.encode, self._producer.send, self._topics, self._routes
         for start in range(0, len(events), CHUNK):
             sent: Counter[str] = Counter()
             late = 0
             for kind, key, value, emitted_ms, late_ms, bad_kind in events[start : start + CHUNK]:
-                record: Record = (topics[kind], key.encode(), encode(kind, value), emitted_ms, None)
+                topic, headers = routes[kind]
+                record: Record = (topic, key.encode(), encode(kind, value), emitted_ms, headers)
                 if bad_kind is not None:
                     record = self._malformed(record, bad_kind)
                 if late_ms:
@@ -158,11 +176,11 @@ class Generation:
 
     def _malformed(self, record: Record, bad_kind: str) -> Record:
         """``record`` made into a deliberately bad one of ``bad_kind``, with the header that names the kind."""
-        topic, key, value, emitted_ms, _ = record
+        topic, key, value, emitted_ms, headers = record
         if bad_kind in BYTE_LEVEL_KINDS:
             value = corrupt(bad_kind, value, self._rng)
         self._stats.bad_records[bad_kind] += 1
-        return topic, key, value, emitted_ms, [(BAD_RECORD_HEADER, bad_kind.encode())]
+        return topic, key, value, emitted_ms, [*(headers or []), (BAD_RECORD_HEADER, bad_kind.encode())]
 
     async def _send_when_room(self, record: Record) -> None:
         """Wait for librdkafka's queue to make room: the bucket waits with it, nothing is dropped."""

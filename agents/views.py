@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import faust
 from faust.exceptions import SameNode
@@ -24,6 +24,7 @@ from faust.web import Request, Response, View
 
 from agents.fulfilment import FulfilmentAgents
 from agents.generation import GenerationAgent
+from agents.kafka_ledger import KafkaLedger
 from app.inventory import StockState, WarehouseStock
 from app.retry import until_done
 from app.settings import Settings
@@ -185,6 +186,7 @@ function showStats(stats) {{
                                                                [t.emitted, true]])));
   setText("rate-total", Number(stats.rate_10s || 0).toFixed(1));
   setText("dead-letters", String((stats.agents || {{}})["dead letters"] || 0));
+  setText("backlog", String((stats.ledger || {{}}).backlog || 0));
 }}
 async function getJson(path) {{
   const response = await fetch(path, {{cache: "no-store"}});
@@ -260,7 +262,8 @@ def render_page(inventory: Mapping[str, Any] | None, notice: str, report: Mappin
 {rate_rows(report)}
 </tbody></table>
 <p>All topics: <span id="rate-total">{float(report.get("rate_10s") or 0):.1f}</span> events/s.
-Dead letters: <strong id="dead-letters">{dead_letters}</strong>.</p>
+Dead letters: <strong id="dead-letters">{dead_letters}</strong>.
+Orders waiting for stock: <strong id="backlog">{int((report.get("ledger") or {}).get("backlog") or 0)}</strong>.</p>
 <h2>Inventory</h2>
 <p class="muted"><span id="inventory-shown">{len(items)}</span> of
 <span id="inventory-total">{int(total)}</span> products, by product id.</p>
@@ -311,6 +314,7 @@ class StockReader:
 
     def __init__(self, fulfilment: FulfilmentAgents) -> None:
         self._fulfilment = fulfilment
+        self._ledger = cast(KafkaLedger, fulfilment.ledger)
         self._by_sku: dict[str, int] | None = None
 
     async def start(self) -> None:
@@ -326,7 +330,7 @@ class StockReader:
     @property
     def table_name(self) -> str:
         """The Faust name of the stock table."""
-        return str(self._fulfilment.stock.name)
+        return str(self._ledger.stock.name)
 
     def reference(self) -> StockReference | None:
         """The reference data; None until the worker has loaded it."""
@@ -345,16 +349,16 @@ class StockReader:
         """Every product known to the reference data or held in the table here, sorted."""
         reference = self.reference()
         known = set(reference.skus) if reference is not None else set()
-        return sorted(known.union(int(key) for key in self._fulfilment.stock))
+        return sorted(known.union(self._ledger.product_ids()))
 
     def state(self, product_id: int) -> StockState | None:
         """The product's stock as this worker's table holds it; None when it holds none."""
-        stored = self._fulfilment.stock.get(str(product_id))
-        return StockState.from_dict(stored) if stored else None
+        return self._ledger.state(product_id)
 
     def states(self) -> dict[int, StockState]:
         """Every product's stock that this worker's table holds, by product_id."""
-        return {int(key): StockState.from_dict(value) for key, value in self._fulfilment.stock.items() if value}
+        found = (self._ledger.state(product_id) for product_id in self._ledger.product_ids())
+        return {state.product_id: state for state in found if state is not None}
 
     async def item(self, product_id: int) -> dict[str, Any]:
         """The JSON item of one product."""

@@ -24,6 +24,7 @@ from app.health import HealthChecker
 from app.registry import register_until_done
 from app.retry import until_done
 from app.settings import Settings, load_settings
+from app.shutdown import DatagenWorker
 from app.topics import DatagenApp, declare_topics
 from db.catalog import load_catalog
 from db.seed import ensure_seeded, log_progress, seed_command
@@ -86,15 +87,16 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         autodiscover=False,
+        Worker=DatagenWorker,  # a stop ends in bounded time when Kafka is gone (app/shutdown.py)
     )
     topics = declare_topics(app, settings)
     health = HealthChecker(settings)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     generation = GenerationAgent(app, settings, registry)
-    fulfilment = FulfilmentAgents(app, settings, registry, generation.stats.agents) if settings.agents_enabled else None
+    fulfilment = FulfilmentAgents(app, settings, registry, generation.stats) if settings.agents_enabled else None
     inventory = inventory_source(settings, fulfilment)
     register_inventory_views(app, inventory, generation)
-    app.declare_first = list(topics.by_role.values()) + ([fulfilment.by_product] if fulfilment is not None else [])
+    app.declare_first = list(topics.by_role.values()) + ([fulfilment.requests] if fulfilment is not None else [])
     dsn = settings.pg_dsn.get_secret_value()
 
     async def seed_reference_data() -> None:
@@ -113,7 +115,10 @@ def create_app(settings: Settings) -> faust.App:
             await fulfilment.start(await until_done(lambda: load_stock_reference(dsn), "loading the stock"))
         settle_garbage_collector()
         restore_root_log_level()
-        generation.start(catalog)
+        if settings.generation_enabled:
+            generation.start(catalog)
+        else:
+            log.info("GENERATION_ENABLED=false: this worker only runs the agents")
 
     if inventory is not None:
 

@@ -66,6 +66,12 @@ class Settings(BaseModel):
         "postgres", json_schema_extra={"accepts": "postgres or kafka"}
     )
     agents_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
+    generation_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
+    backorder_timeout_days: float = Field(
+        14.0,
+        gt=0,
+        json_schema_extra={"accepts": "a number of days > 0 (scaled by LEAD_TIME_SCALE, like lead times)"},
+    )
     lead_time_scale: float = Field(
         1 / 1440,
         gt=0,

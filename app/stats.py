@@ -42,6 +42,8 @@ class EmissionStats:
     late_events: int = 0
     #: What the fulfilment agents did: shipped, backordered, dead letters, ...
     agents: Counter[str] = field(default_factory=Counter)
+    #: The stock ledger as this worker holds it: orders waiting for stock, items scheduled.
+    ledger: dict[str, int] = field(default_factory=dict)
     target_eps: float = 0.0
     diurnal_factor: float = 1.0
     backpressure_waits: int = 0
@@ -76,6 +78,7 @@ class EmissionStats:
             "pending": self.pending,
             "shortfall": self.shortfall,
             "agents": dict(self.agents),
+            "ledger": dict(self.ledger),
             "topics": {
                 topic: {"emitted": meter.total, "rate_10s": meter.rate(now, 10), "rate_60s": meter.rate(now, 60)}
                 for topic, meter in sorted(self.meters.items())

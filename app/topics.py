@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import TopicT
 
+from app.fast_consumer import FastDrainTransport
 from app.retry import until_done
 from app.settings import Settings
 
@@ -44,6 +45,10 @@ class DatagenApp(faust.App):
 
         await until_done(declare, "creating topics")
         log.info("topics ready: %s", ", ".join(topic.get_topic_name() for topic in topics))
+
+    def _new_transport(self) -> FastDrainTransport:
+        # Faust's, with the consumer that hands records to the streams without a task race per record.
+        return FastDrainTransport(self.conf.broker_consumer, self)
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:

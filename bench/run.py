@@ -10,10 +10,13 @@ Runs against the local stack (``bash stack/stack.sh up``), one step after anothe
       the ratio (b) / (a) of this run;
   (f) rate accuracy at 10, 1,000 and 10,000 events/s (bench/generation_bench.py);
   (d) the resident memory of a worker with every agent on, at rest and at the (c) rate (bench/lag_bench.py);
-  (c) the highest target whose consumer lag stays flat, with every agent on (bench/lag_bench.py).
-The workers share one throwaway database seeded at the defaults, so nobody else's data is touched. Figures that
-miss issue 6's targets are marked ``miss``; the exit status does not depend on them (a benchmark, not a test).
-``--quick`` (``make bench-quick``) runs the same with shorter windows and a shorter ladder, in under 3 minutes.
+  (c) the highest target whose lag in input events not yet decided stays flat, with every agent on, in each
+      inventory mode (CANON_INVENTORY=kafka, then =postgres), each its own ladder of ``Plan.workers`` worker
+      processes per step (bench/lag_bench.py), with the workers' CPU and memory and the broker's CPU.
+The workers share one throwaway database seeded at the defaults, so nobody else's data is touched; each (c) step
+runs on its own copy of it. Figures that miss issue 6's and issue 11's targets are marked ``miss``; the exit status
+does not depend on them (a benchmark, not a test). ``--quick`` (``make bench-quick``) runs the same with shorter
+windows, a shorter, time-boxed ladder per mode and one worker per (c) step.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import confluent_kafka
 
 from app.settings import load_settings
 from bench import generation_bench, lag_bench, producer_perf, seed_bench
+from bench.worker import database_copy
 from db.seed import seed_database
 from db.throwaway import throwaway_database
 
@@ -60,7 +64,9 @@ class Plan:
     ladder: tuple[float, ...] = (100.0, 200.0, 500.0, 1_000.0, 2_000.0, 5_000.0, 10_000.0, 20_000.0)
     ladder_window: float = 60.0
     ladder_settle: tuple[float, float] = (10.0, 90.0)  # at least, at most (see bench/lag_bench.py)
-    ladder_budget: float | None = None  # seconds; no new step once it would be exceeded
+    ladder_budget: float | None = None  # seconds per mode; no new step once it would be exceeded
+    workers: int = 2  # worker processes per (c) step: one generates, the others only run the agents
+    modes: tuple[str, ...] = lag_bench.MODES  # CANON_INVENTORY of each (c) ladder
 
 
 FULL = Plan("full")
@@ -74,8 +80,12 @@ QUICK = Plan(
     ladder=(200.0, 1_000.0, 5_000.0, 10_000.0),
     ladder_window=12.0,
     ladder_settle=(3.0, 12.0),
-    ladder_budget=55.0,
+    ladder_budget=45.0,
+    workers=1,
 )
+
+#: Issue 11's (c) target in each inventory mode, events/s.
+END_TO_END_TARGETS = {"kafka": 10_000, "postgres": 5_000}
 
 
 def machine() -> dict[str, object]:
@@ -115,8 +125,13 @@ def _accuracy(targets: list[float], window: float, plan: Plan, work_dir: Path, e
     return results
 
 
-def _workers(plan: Plan, work_dir: Path, env: dict[str, str], figures: dict, phases: dict[str, float]) -> None:
-    """(b), (a), (f), (d) and (c): the steps that run workers, against the workers' database in ``env``."""
+def _workers(
+    plan: Plan, work_dir: Path, env: dict[str, str], template: str, figures: dict, phases: dict[str, float]
+) -> None:
+    """(b), (a), (f), (d) and (c): the steps that run workers, against the workers' database in ``env``.
+
+    Each (c) step runs on its own copy of ``template``, a copy of that database no worker connects to.
+    """
     settings = load_settings(os.environ)
     clock = time.monotonic()
     _log(f"(b) generation ceiling over {plan.ceiling_window:.0f} s")
@@ -137,11 +152,15 @@ def _workers(plan: Plan, work_dir: Path, env: dict[str, str], figures: dict, pha
     high = [target for target in plan.accuracy_targets if target > BESIDE_REST]
     figures["accuracy"] += _accuracy(high, plan.accuracy_window, plan, work_dir, env)
     phases["f+d"], clock = time.monotonic() - clock, time.monotonic()
-    _log(f"(c) end to end, ladder {', '.join(f'{t:,.0f}' for t in plan.ladder)} over {plan.ladder_window:.0f} s")
-    figures["end_to_end"] = lag_bench.ladder(
-        list(plan.ladder), plan.ladder_window, plan.ladder_settle, work_dir, env, plan.ladder_budget
-    )
-    phases["c"] = time.monotonic() - clock
+    figures["end_to_end"] = {}
+    for mode in plan.modes:
+        _log(f"(c) end to end, {mode} mode, {plan.workers} worker(s) a step, ladder "
+             f"{', '.join(f'{t:,.0f}' for t in plan.ladder)} over {plan.ladder_window:.0f} s")
+        rig = lag_bench.Rig(mode, plan.workers, work_dir, settings.pg_dsn.get_secret_value(), template, env)
+        figures["end_to_end"][mode] = lag_bench.ladder(
+            list(plan.ladder), plan.ladder_window, plan.ladder_settle, rig, plan.ladder_budget
+        )
+        phases[f"c {mode}"], clock = time.monotonic() - clock, time.monotonic()
 
 
 def measure(plan: Plan, work_dir: Path) -> dict:
@@ -155,14 +174,15 @@ def measure(plan: Plan, work_dir: Path) -> dict:
     with throwaway_database(server, "benchdata") as dsn:
         env = {"PG_DSN": dsn}
         seed_database(load_settings({**os.environ, **env}))  # the workers' reference data, at the defaults
-        _workers(plan, work_dir, env, figures, phases)
+        with database_copy(server, dsn, "benchstock") as template:  # before any worker connects to ``dsn``
+            _workers(plan, work_dir, env, template, figures, phases)
     figures["phase_seconds"] = {name: round(seconds, 1) for name, seconds in phases.items()}
     return figures
 
 
 def rows(figures: dict) -> list[dict]:
-    """The table: one row per figure with its value, unit, issue 6's target and pass/miss."""
-    gen, kafka, e2e, seed = figures["generation"], figures["kafka"], figures["end_to_end"], figures["seed"]
+    """The table: one row per figure with its value, unit, issue 6's (and for (c) issue 11's) target and pass/miss."""
+    gen, kafka, seed = figures["generation"], figures["kafka"], figures["seed"]
     table = [
         _row("(a) Kafka ProducerPerformance", kafka["records_per_s"], "records/s",
              f"{kafka['mb_per_s']:.1f} MB/s at {kafka['record_size']} B/record"),
@@ -170,15 +190,20 @@ def rows(figures: dict) -> list[dict]:
              f"{gen['cpu_us_per_event']:.1f} CPU us/event, {gen['rss_mb']:.0f} MB", ">= 50000",
              gen["achieved"] >= 50_000),
         _row("(b)/(a) ratio", round(gen["achieved"] / kafka["records_per_s"], 4), "", "same run"),
-        _row("(c) end to end, flat lag", e2e["events_per_s"], "events/s", _ladder_detail(e2e), ">= 10000",
-             e2e["events_per_s"] >= 10_000),
-        _row("(d) RSS at rest", figures["rest_rss_mb"], "MB", "TARGET_EPS=1, agents on", "<= 200",
-             figures["rest_rss_mb"] <= 200),
-        _row("(d) RSS at (c)", e2e["rss_mb"], "MB", "" if e2e["rss_step_held"] else "first step (none held)",
-             "<= 200", e2e["rss_mb"] <= 200),
-        _row("(e) seed 100k users + 10k products", seed["seconds"], "s",
-             f"{seed['rows_per_second']:,} rows/s, {seed['rows']:,} rows", "< 15", seed["seconds"] < 15),
     ]
+    for mode, e2e in figures["end_to_end"].items():
+        goal = END_TO_END_TARGETS[mode]
+        table.append(_row(f"(c) end to end, flat lag ({mode} mode)", e2e["events_per_s"], "events/s",
+                          _ladder_detail(e2e), f">= {goal}", e2e["events_per_s"] >= goal))
+    table.append(_row("(d) RSS at rest", figures["rest_rss_mb"], "MB", "TARGET_EPS=1, agents on", "<= 200",
+                      figures["rest_rss_mb"] <= 200))
+    for mode, e2e in figures["end_to_end"].items():
+        where = f"{e2e['rss_at']:,.0f}/s" + ("" if e2e["rss_step_held"] else " (first step, none held)")
+        table.append(_row(f"(d) RSS at (c) ({mode} mode)", e2e["rss_mb"], "MB",
+                          f"largest worker; each at {where}: {' / '.join(f'{mb:.0f}' for mb in e2e['rss_mb_workers'])}",
+                          "<= 200 each", e2e["rss_mb"] <= 200))
+    table.append(_row("(e) seed 100k users + 10k products", seed["seconds"], "s",
+                      f"{seed['rows_per_second']:,} rows/s, {seed['rows']:,} rows", "< 15", seed["seconds"] < 15))
     for row in figures["accuracy"]:
         table.append(_row(f"(f) accuracy at {row['target']:,.0f}/s", row["ratio"], "achieved/target",
                           f"{row['achieved']:.1f}/s over {row['window_s']:.0f} s", "within 1%",
@@ -188,10 +213,18 @@ def rows(figures: dict) -> list[dict]:
 
 def _ladder_detail(e2e: dict) -> str:
     last = e2e["steps"][-1]
-    held = f"achieved {e2e['achieved']:,.0f}/s" if e2e["events_per_s"] else "no step held"
+    held = f"{e2e['workers']} worker(s); " + (
+        f"achieved {e2e['achieved']:,.0f}/s" if e2e["events_per_s"] else "no step held"
+    )
     if last["held"]:
-        return f"{held}; {'top of the ladder' if e2e['stopped'] == 'top' else 'ladder time budget reached'}"
-    return f"{held}; {last['target']:,.0f}/s: lag slope {last['slope_per_s']:,.0f}/s, final {last['final_lag']:,}"
+        outcome = "top of the ladder" if e2e["stopped"] == "top" else "ladder time budget reached"
+    else:
+        outcome = (f"{last['target']:,.0f}/s: achieved {last['achieved']:,.0f}/s, lag slope "
+                   f"{last['slope_per_s']:,.0f}/s, final {last['final_lag']:,}")
+    cpu = last["cpu"]
+    return (f"{held}; {outcome}; CPU at {last['target']:,.0f}/s: workers "
+            f"{' + '.join(f'{pct:.0f}%' for pct in cpu['workers_pct'])}, broker {cpu['broker_pct']:.0f}%, "
+            f"machine {cpu['machine_pct']:.0f}% of {100 * (cpu['machine_cores'] or 1)}%")
 
 
 def _row(figure: str, value: float, unit: str, detail: str, target: str = "", met: bool | None = None) -> dict:
@@ -202,13 +235,17 @@ def _row(figure: str, value: float, unit: str, detail: str, target: str = "", me
 def render(table: list[dict]) -> str:
     """The table as aligned text."""
     header = ("figure", "value", "unit", "target", "", "detail")
-    lines = [(r["figure"], f"{r['value']:.4f}" if r["value"] < 10 else f"{r['value']:,.0f}", r["unit"], r["target"],
-              r["verdict"], r["detail"]) for r in table]
+    lines = [(r["figure"], _value(r["value"]), r["unit"], r["target"], r["verdict"], r["detail"]) for r in table]
     widths = [max(len(str(cells[i])) for cells in [header, *lines]) for i in range(len(header))]
     out = ["  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
            for cells in [header, *lines]]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def _value(value: float) -> str:
+    """Ratios and seconds under 10 to 4 places; counts, rates and 0 (a ladder where no step held) as integers."""
+    return f"{value:.4f}" if 0 < value < 10 else f"{value:,.0f}"
 
 
 def write(report: dict, out_dir: Path) -> Path:

@@ -1,9 +1,11 @@
-"""A benchmark worker: a real ``faust -A app worker`` process with topics, group and data of its own.
+"""Benchmark workers: real ``faust -A app worker`` processes with topics, group and data of their own.
 
-Every benchmark step runs a fresh worker through :func:`bench_worker`: its own APP_ID (so its own consumer group
-and changelog topics), its own six topics and DATA_DIR, a flat rate (DIURNAL_ENABLED=false) and MAX_EVENTS unset.
-On exit the worker is stopped and every Kafka topic and the consumer group it used are deleted, so repeated runs do
-not fill the broker's disk. CPU and memory are read from ``/proc``.
+Every benchmark step runs fresh workers through :func:`bench_workers` (one: :func:`bench_worker`): one APP_ID per
+step (so its own consumer group and changelog topics), its own six topics, a flat rate (DIURNAL_ENABLED=false) and
+MAX_EVENTS unset. The first worker generates (and runs the agents when they are on); the others run with
+GENERATION_ENABLED=false, each with its own WEB_PORT and DATA_DIR, and share the group's partitions with the first.
+On exit the workers are stopped and every Kafka topic and the consumer group they used are deleted, so repeated runs
+do not fill the broker's disk. CPU and memory are read from ``/proc``, the broker's and Postgres's too.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from psycopg2 import sql
+from psycopg2.extensions import parse_dsn
+
+from db.throwaway import drop_database, dsn_for
 
 ROOT = Path(__file__).resolve().parent.parent
 FAUST = str(Path(sys.executable).with_name("faust"))
@@ -31,6 +38,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 TOPIC_ROLES = ("ORDERS", "PAYMENTS", "SHIPMENTS", "INVENTORY_CHANGES", "CUSTOMER_INTERACTIONS", "DEAD_LETTER")
 START_TIMEOUT = 180.0
+STOP_TIMEOUT = 30.0
+PID_FILES = ROOT / ".stack" / "run"
 
 
 @dataclass
@@ -50,8 +59,11 @@ class BenchWorker:
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds the worker process has used."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return cpu_seconds(self.process.pid)
+
+    def main_thread_cpu_seconds(self) -> float:
+        """User + system CPU seconds of the worker's main thread, the one running the event loop (and the agents)."""
+        return cpu_seconds(self.process.pid, self.process.pid)
 
     def rss_mb(self) -> float:
         """Resident memory (VmRSS) in MiB."""
@@ -62,15 +74,64 @@ class BenchWorker:
 
     def wait_running(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until the generator reports ``running``; SystemExit naming the log if it never does."""
+        self._wait(lambda stats: stats["state"] == "running", timeout)
+
+    def wait_answering(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until ``/stats/`` answers (a worker with GENERATION_ENABLED=false never reports ``running``)."""
+        self._wait(lambda stats: True, timeout)
+
+    def _wait(self, ready: Callable[[dict], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None or time.monotonic() > deadline:
-                msg = f"worker {self.app_id} did not start; see {self.log_path}"
+                msg = f"worker {self.app_id} (pid {self.process.pid}) did not start; see {self.log_path}"
                 raise SystemExit(msg)
             with suppress(OSError, ValueError):
-                if self.stats()["state"] == "running":
+                if ready(self.stats()):
                     return
             time.sleep(0.5)
+
+
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU seconds process ``pid`` (or only its ``thread``) has used (0.0 once it is gone)."""
+    path = Path(f"/proc/{pid}/stat") if thread is None else Path(f"/proc/{pid}/task/{thread}/stat")
+    try:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _pids() -> Iterator[int]:
+    return (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+
+
+def broker_pid() -> int | None:
+    """The Kafka broker's pid: the stack's pid file, else a java process running ``kafka.Kafka``; None if neither."""
+    with suppress(OSError, ValueError):
+        pid = int((PID_FILES / "kafka.pid").read_text().strip())
+        if "kafka.Kafka" in _command_line(pid):
+            return pid
+    return next((pid for pid in _pids() if "java" in (line := _command_line(pid)) and " kafka.Kafka " in line), None)
+
+
+def database_backends(dsn: str) -> list[int]:
+    """Pids of the Postgres backends connected to the database of ``dsn`` (``postgres: user dbname ...``)."""
+    marker = f" {parse_dsn(dsn)['dbname']} "
+    return [pid for pid in _pids() if (line := _command_line(pid)).startswith("postgres: ") and marker in line]
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every core: /proc/stat less idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
 
 
 def free_port() -> int:
@@ -80,15 +141,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def worker_environment(tag: str, target: float, data_dir: Path, port: int, overrides: Mapping[str, str]) -> dict:
-    """The environment of a benchmark worker named ``bench-<tag>``."""
+def worker_environment(
+    tag: str, target: float, data_dir: Path, port: int, overrides: Mapping[str, str], member: str | None = None
+) -> dict:
+    """The environment of a benchmark worker of APP_ID ``bench-<tag>``; ``member`` names its DATA_DIR (the tag)."""
     env = {
         **os.environ,
         "TARGET_EPS": str(target),
         "DIURNAL_ENABLED": "false",
         "APP_ID": f"bench-{tag}",
         "WEB_PORT": str(port),
-        "DATA_DIR": str(data_dir / tag),
+        "DATA_DIR": str(data_dir / (member or tag)),
         **{f"TOPIC_{role}": f"bench-{tag}.{role.lower()}" for role in TOPIC_ROLES},
         **overrides,
     }
@@ -96,36 +159,83 @@ def worker_environment(tag: str, target: float, data_dir: Path, port: int, overr
     return env
 
 
-@contextmanager
-def bench_worker(target: float, data_dir: Path, overrides: Mapping[str, str] | None = None) -> Iterator[BenchWorker]:
-    """Start a worker at ``target`` events/s with ``overrides``; wait until it generates; clean up afterwards."""
-    tag = uuid.uuid4().hex[:8]
+def _launch(tag: str, member: str, target: float, data_dir: Path, overrides: Mapping[str, str]) -> BenchWorker:
     port = free_port()
-    env = worker_environment(tag, target, data_dir, port, overrides or {})
-    log_path = data_dir / f"worker-{tag}.log"
+    env = worker_environment(tag, target, data_dir, port, overrides, member)
+    log_path = data_dir / f"worker-{member}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [FAUST, "-A", "app", "worker", "-l", "warn"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     topics = {role.lower(): env[f"TOPIC_{role}"] for role in TOPIC_ROLES}
-    worker = BenchWorker(process, port, env["APP_ID"], topics, log_path)
+    return BenchWorker(process, port, env["APP_ID"], topics, log_path)
+
+
+@contextmanager
+def bench_workers(
+    target: float, count: int, data_dir: Path, overrides: Mapping[str, str] | None = None
+) -> Iterator[list[BenchWorker]]:
+    """``count`` workers of one APP_ID at ``target`` events/s with ``overrides``; cleaned up afterwards.
+
+    The first starts alone and is waited for until it generates (a first worker opens the ledger with the seeded
+    stock before it generates, so the others never see an empty ledger); then the others start with
+    GENERATION_ENABLED=false and are waited for until their web server answers.
+    """
+    tag = uuid.uuid4().hex[:8]
+    workers: list[BenchWorker] = []
     try:
-        worker.wait_running()
-        yield worker
+        workers.append(_launch(tag, tag, target, data_dir, overrides or {}))
+        workers[0].wait_running()
+        agents_only = {**(overrides or {}), "GENERATION_ENABLED": "false"}
+        workers += [_launch(tag, f"{tag}-{n}", target, data_dir, agents_only) for n in range(2, count + 1)]
+        for worker in workers[1:]:
+            worker.wait_answering()
+        yield workers
     finally:
-        stop(process)
-        delete_kafka_state(f"bench-{tag}", env["APP_ID"])
+        stop([worker.process for worker in workers])
+        delete_kafka_state(f"bench-{tag}", f"bench-{tag}")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 30 s."""
-    if process.poll() is None:
+@contextmanager
+def bench_worker(target: float, data_dir: Path, overrides: Mapping[str, str] | None = None) -> Iterator[BenchWorker]:
+    """One worker at ``target`` events/s with ``overrides``, waited for until it generates; cleaned up afterwards."""
+    with bench_workers(target, 1, data_dir, overrides) as workers:
+        yield workers[0]
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every one at once, then SIGKILL to those still running after ``STOP_TIMEOUT`` s."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
         process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for process in running:
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def database_copy(server: str, source: str, prefix: str) -> Iterator[str]:
+    """A DSN to a new database ``<prefix>_<hex>`` copied from the database of ``source``, dropped on exit.
+
+    Postgres copies a database only while nobody is connected to it: ``source`` is one no worker uses.
+    ``server`` is a DSN of the same server (the configured PG_DSN), the connection that makes and drops the copy.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    statement = sql.SQL("create database {} template {}").format(
+        sql.Identifier(name), sql.Identifier(parse_dsn(source)["dbname"])
+    )
+    with closing(psycopg2.connect(server, application_name="retail-datagen bench")) as conn:
+        conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+        with conn.cursor() as cursor:
+            cursor.execute(statement)
+    try:
+        yield dsn_for(server, name)
+    finally:
+        drop_database(server, name)
 
 
 def admin() -> AdminClient:

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import aiopg
 
 from app.derivation import Warehouse
+from app.inventory.stockroom import Policy, StockReference
 
-
-@dataclass(frozen=True)
-class StockPolicy:
-    """A product's reorder rule at one warehouse, and its primary supplier's lead time."""
-
-    reorder_point: int
-    reorder_qty: int
-    lead_time_days: int
-
-
-@dataclass(frozen=True)
-class StockReference:
-    """Loaded once at start: no database round trip per order."""
-
-    warehouses: dict[int, Warehouse]
-    #: (product_id, warehouse_id) -> seeded on_hand: the opening balances of a Kafka-canonical inventory.
-    opening: dict[tuple[int, int], int]
-    skus: dict[int, str]
-    policies: dict[tuple[int, int], StockPolicy]
+__all__ = ["StockReference", "load_stock_reference"]
 
 
 async def load_stock_reference(dsn: str) -> StockReference:
@@ -45,5 +26,5 @@ async def load_stock_reference(dsn: str) -> StockReference:
         warehouses=warehouses,
         opening={(row[0], row[1]): int(row[2]) for row in rows},
         skus={row[0]: row[6] for row in rows},
-        policies={(row[0], row[1]): StockPolicy(int(row[3]), int(row[4]), int(row[5])) for row in rows},
+        policies={(row[0], row[1]): Policy(int(row[3]), int(row[4]), int(row[5])) for row in rows},
     )

@@ -38,16 +38,20 @@ def listed_on_hand(items: list[dict]) -> OnHand:
     }
 
 
+def settled(stats: dict) -> bool:
+    """No order waits for stock and nothing is scheduled, as the worker's ``/stats/`` shows its ledger."""
+    ledger = stats.get("ledger") or {}
+    return bool(ledger) and ledger.get("backlog", 1) == 0 and ledger.get("scheduled", 1) == 0
+
+
 def quiet(worker: Worker, settle: float = 5.0, timeout: float = 150.0) -> tuple[dict, list[dict]]:
-    """Wait until neither the agents' counts nor the inventory move and every scheduled change has arrived."""
+    """Wait until neither the agents' counts nor the inventory move, no order waits and nothing is scheduled."""
     deadline = time.monotonic() + timeout
     last: tuple[dict, list[dict]] | None = None
     while time.monotonic() < deadline:
         _, stats = http_get(worker.url + "/stats/")
         now = (stats["agents"], listing(worker))
-        agents = stats["agents"]
-        settled = agents.get("scheduled", 0) == agents.get("scheduled arrived", 0)
-        if last is not None and now == last and settled:
+        if last is not None and now == last and settled(stats):
             return stats, now[1]
         last = now
         time.sleep(settle)
@@ -66,8 +70,18 @@ def high_watermarks(topic: str) -> dict[int, int]:
 
 def changelog_states(app_id: str, timeout: float = 60.0) -> dict[int, dict]:
     """The stock table as a worker recovering from nothing rebuilds it: the last value of each key of the
-    ``<app_id>-stock-changelog`` topic, read up to its high watermarks, as the stored dict, by product_id."""
-    topic = f"{app_id}-stock-changelog"
+    ``<app_id>-stock-ledger-changelog`` topic, read up to its high watermarks, as a stored StockState, by id."""
+    from app.inventory.stockroom import ProductStock
+
+    return {
+        int(key): ProductStock.from_json(value).to_state().to_dict()
+        for key, value in changelog_values(app_id, "stock-ledger", timeout).items()
+    }
+
+
+def changelog_values(app_id: str, table: str, timeout: float = 60.0) -> dict[str, object]:
+    """The last value of each key of the table's changelog, read up to its high watermarks; deleted keys left out."""
+    topic = f"{app_id}-{table}-changelog"
     ends = high_watermarks(topic)
     consumer = Consumer(
         {
@@ -78,7 +92,7 @@ def changelog_states(app_id: str, timeout: float = 60.0) -> dict[int, dict]:
         }
     )
     consumer.assign([TopicPartition(topic, partition, 0) for partition, end in ends.items() if end > 0])
-    states: dict[int, dict] = {}
+    values: dict[str, object] = {}
     done = {partition for partition, end in ends.items() if end == 0}
     deadline = time.monotonic() + timeout
     try:
@@ -86,16 +100,16 @@ def changelog_states(app_id: str, timeout: float = 60.0) -> dict[int, dict]:
             assert time.monotonic() < deadline, f"{topic}: not read to its end in {timeout} s"
             for message in consumer.consume(num_messages=5000, timeout=1.0):
                 assert not message.error(), message.error()
-                key = int(json.loads(message.key()))
+                key = str(json.loads(message.key()))
                 if message.value() is None:
-                    states.pop(key, None)
+                    values.pop(key, None)
                 else:
-                    states[key] = json.loads(message.value())
+                    values[key] = json.loads(message.value())
                 if message.offset() + 1 >= ends[message.partition()]:
                     done.add(message.partition())
     finally:
         consumer.close()
-    return states
+    return values
 
 
 def changelog_on_hand(states: dict[int, dict]) -> OnHand:

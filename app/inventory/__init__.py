@@ -2,7 +2,7 @@
 
 from app.inventory.changes import CHANGE_TYPES, DELTA_SIGN, SALE, Change, read_change, validate_change
 from app.inventory.exceptions import InvalidValue, InventoryError
-from app.inventory.fold import apply, available_after, fold
+from app.inventory.fold import apply, fold
 from app.inventory.state import REMEMBERED_CHANGES, StockState, WarehouseStock
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "StockState",
     "WarehouseStock",
     "apply",
-    "available_after",
     "fold",
     "read_change",
     "validate_change",

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from app.inventory.changes import DELTA_SIGN, Change, read_change
 from app.inventory.exceptions import InvalidValue, InventoryError
@@ -45,23 +45,6 @@ def apply(state: StockState | None, change: Mapping[str, object], remember: int 
     if state.has_applied(checked.change_id):
         return state
     return _moved(state, checked, max(1, remember))
-
-
-def available_after(state: StockState | None, pending: Iterable[Sequence[object]]) -> dict[int, int]:
-    """Units that can be sold by warehouse_id once ``pending`` is folded into ``state``: what decisions read.
-
-    ``pending``: SALEs sent to the topic and not folded from it yet, each as (change_id, warehouse_id, units
-    taken). Folded in any order (SALEs only take), they would leave ``max(0, available - units)`` in each
-    warehouse, and that is what this answers without building the state: the stored state takes each SALE only
-    when the topic brings it, in the topic's order (see the module's docstring).
-    """
-    available = state.available() if state is not None else {}
-    for _, warehouse_id, units in pending:
-        if not isinstance(warehouse_id, int) or not isinstance(units, int) or units < 0:
-            msg = f"pending SALE ({warehouse_id!r}, {units!r}): expected a warehouse id and the units it takes"
-            raise InventoryError(msg)
-        available[warehouse_id] = max(0, available.get(warehouse_id, 0) - units)
-    return available
 
 
 def fold(

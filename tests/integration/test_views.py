@@ -199,7 +199,7 @@ def test_the_sku_view_equals_the_listing(run: Run) -> None:
 def test_rows_live_where_the_sku_view_routes_to(run: Run) -> None:
     """The stock changelog puts each product in the partition its raw key hashes to (what SkuView routes by),
     not the one its JSON-serialized table key hashes to (what ``app.table_route`` would route by)."""
-    records, partitions = _everything(f"{run.app_id}-stock-changelog")
+    records, partitions = _everything(f"{run.app_id}-stock-ledger-changelog")
 
     def partition(key: bytes) -> int:
         return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import random
-from collections import Counter, deque
+from collections import Counter
 
 import pytest
 
@@ -29,7 +28,7 @@ from app.derivation import (
     shipment_id,
 )
 from app.generation.events import RESTOCK, RETURN
-from app.inventory import SALE, StockState, WarehouseStock, apply, fold, validate_change
+from app.inventory import SALE, validate_change
 from tests.unit.test_derivation_support import (
     WAREHOUSES,
     assert_avro,
@@ -217,105 +216,3 @@ def test_a_restock_is_due_after_the_scaled_lead_time(days: int, scale: float, du
         restock_change(7, "SKU-000007", 2, 48, days, scale, NOW_MS + 5, "sale-1").change["change_id"]
         == (value["change_id"])
     )
-
-
-class Shop:
-    """The edge's loop in miniature: orders decided against a stock table, restocks reordered, backorders retried.
-
-    A product's backorders count against every warehouse's inventory position, in equal parts.
-    """
-
-    WAREHOUSE_IDS = (1, 2, 3)
-    REORDER_POINT, REORDER_QTY, LEAD_DAYS = 20, 30, 2
-
-    def __init__(self, config: DerivationConfig, products: int) -> None:
-        self.config = config
-        skus = {product_id: f"SKU-{product_id:06d}" for product_id in range(1, products + 1)}
-        stock = {warehouse_id: WarehouseStock(20, 2) for warehouse_id in self.WAREHOUSE_IDS}
-        self.start = {sku: StockState(product_id, sku, stock) for product_id, sku in skus.items()}
-        self.table = dict(self.start)
-        self.topic: list[dict[str, object]] = []
-        self.shipments: list[dict[str, object]] = []
-        self.pending: list[tuple[int, str, dict[str, object]]] = []
-        self.on_order: Counter[tuple[str, int]] = Counter()
-        self.backlog: dict[str, deque[dict[str, object]]] = {sku: deque() for sku in skus.values()}
-        self.backordered: Counter[str] = Counter()
-        self.backorders = 0
-
-    def order(self, order: dict[str, object], now_ms: int) -> None:
-        self.deliver(until_ms=now_ms)
-        sku = str(order["sku"])
-        decision = derive(order, self.config, self.table[sku].available())[1]
-        if decision.fulfilment == Fulfilment.BACKORDERED:
-            self.backorders += 1
-            self.backlog[sku].append(order)
-            self.backordered[sku] += int(str(order["quantity"]))
-            for warehouse_id in self.WAREHOUSE_IDS:
-                self.reorder(sku, warehouse_id, now_ms, str(order["order_id"]))
-        elif decision.fulfilment == Fulfilment.SHIPPED:
-            self.ship(decision)
-
-    def ship(self, decision: ShipmentDecision) -> None:
-        assert decision.shipment is not None
-        assert decision.sale is not None
-        self.shipments.append(decision.shipment)
-        self.emit(decision.sale)
-        sale = decision.sale
-        self.reorder(
-            str(sale["sku"]), int(str(sale["warehouse_id"])), int(str(sale["event_time"])), str(sale["change_id"])
-        )
-
-    def emit(self, change: dict[str, object]) -> None:
-        self.topic.append(change)
-        sku = str(change["sku"])
-        self.table[sku] = apply(self.table[sku], change)
-
-    def reorder(self, sku: str, warehouse_id: int, now_ms: int, trigger_id: str) -> None:
-        available = self.table[sku].stock(warehouse_id).available
-        backordered = -(-self.backordered[sku] // len(self.WAREHOUSE_IDS))
-        on_order = self.on_order[sku, warehouse_id]
-        units = restock_needed(available, self.REORDER_POINT, self.REORDER_QTY, on_order, backordered)
-        if units:
-            product_id, scale = self.table[sku].product_id, self.config.lead_time_scale
-            due, restock = restock_change(
-                product_id, sku, warehouse_id, units, self.LEAD_DAYS, scale, now_ms, trigger_id
-            )
-            self.on_order[sku, warehouse_id] += units
-            heapq.heappush(self.pending, (due, str(restock["change_id"]), restock))
-
-    def deliver(self, until_ms: int | None = None) -> None:
-        while self.pending and (until_ms is None or self.pending[0][0] <= until_ms):
-            due, _, restock = heapq.heappop(self.pending)
-            sku = str(restock["sku"])
-            self.on_order[sku, int(str(restock["warehouse_id"]))] -= int(str(restock["delta"]))
-            self.emit(restock)
-            self.retry(sku, due)
-
-    def retry(self, sku: str, due_ms: int) -> None:
-        waiting, self.backlog[sku] = self.backlog[sku], deque()
-        for order in waiting:
-            decision = derive(order, self.config, self.table[sku].available(), not_before_ms=due_ms)[1]
-            if decision.fulfilment == Fulfilment.SHIPPED:
-                self.backordered[sku] -= int(str(order["quantity"]))
-                self.ship(decision)
-            else:
-                self.backlog[sku].append(order)
-
-
-def test_the_whole_loop_keeps_stock_sound_and_ships_its_share_once_restocks_arrive() -> None:
-    config = DerivationConfig(seed=3)
-    shop = Shop(config, products=4)
-    rng = random.Random(21)
-    count = 20_000
-    for index in range(count):
-        now = NOW_MS + index * 1_000
-        shop.order(make_order(rng, product_id=rng.randint(1, 4), quantity=rng.randint(1, 3), event_time=now), now)
-    shop.deliver()
-    assert shop.backorders > 10
-    assert not any(shop.backlog.values())
-    assert_share(len(shop.shipments), count, config.p_shipment, "orders shipped once restocks arrived")
-    assert len({shipment["shipment_id"] for shipment in shop.shipments}) == len(shop.shipments)
-    for state in shop.table.values():
-        assert state.clamped_units == 0
-        assert all(0 <= stock.reserved <= stock.on_hand for stock in state.warehouses.values())
-    assert fold(shop.topic, shop.start) == shop.table

@@ -17,7 +17,6 @@ from app.inventory import (
     StockState,
     WarehouseStock,
     apply,
-    available_after,
     fold,
     validate_change,
 )
@@ -160,80 +159,6 @@ def test_a_sale_folded_before_changes_the_topic_puts_first_can_differ_from_the_f
     in_order, folded_early = fold(topic)["SKU-000007"], fold(early)["SKU-000007"]
     assert (in_order.on_hand, in_order.clamped_units) == (27, 0)
     assert (folded_early.on_hand, folded_early.clamped_units) == (28, 1)
-
-
-def _pending(sales: list[dict[str, object]]) -> list[list[object]]:
-    return [[sale["change_id"], sale["warehouse_id"], -int(str(sale["delta"]))] for sale in sales]
-
-
-def test_available_after_pending_sales_is_what_folding_them_in_any_order_leaves() -> None:
-    rng = random.Random(11)
-    for _ in range(200):
-        state = StockState(7, "SKU-000007", {w: WarehouseStock(rng.randint(3, 12), 3) for w in (1, 2, 3)})
-        sales = [change(SALE, rng.randint(1, 4), rng.randint(1, 4), change_id=f"s{i}") for i in range(6)]
-        for _ in range(2):
-            folded = fold(sales, {"SKU-000007": state})["SKU-000007"]
-            assert available_after(state, _pending(sales)) == folded.available()
-            rng.shuffle(sales)
-    assert available_after(None, []) == {}
-    assert available_after(seeded(5, reserved=1), []) == {1: 4}
-    with pytest.raises(InventoryError):
-        available_after(seeded(5), [["s", 1, -2]])
-
-
-class _StockAgent:
-    """The stock agent's loop on the pure core: it decides each order on the table less its SALEs in flight
-    (``available_after``), sends the SALE to the end of the topic and folds every change it reads, its own SALEs
-    included, in the topic's order, however far its reading lags. ``early`` follows the same decisions the old
-    way: each SALE folded when decided and skipped when read back."""
-
-    def __init__(self) -> None:
-        self.topic: list[dict[str, object]] = [change(RESTOCK, 6, w, change_id=f"open-{w}") for w in (1, 2)]
-        self.table: StockState | None = None
-        self.early: StockState | None = None
-        self.pending: list[list[object]] = []
-        self.read = 0
-
-    def order(self, units: int, order_id: str) -> None:
-        available = available_after(self.table, self.pending)
-        served = [w for w in sorted(available) if available[w] >= units]
-        if served:
-            sale = change(SALE, units, max(served, key=lambda w: available[w]), change_id=order_id)
-            self.topic.append(sale)
-            self.pending += _pending([sale])
-            self.early = apply(self.early, sale)
-
-    def read_one(self) -> None:
-        value = self.topic[self.read]
-        self.read += 1
-        self.table = apply(self.table, value)
-        if any(item[0] == value["change_id"] for item in self.pending):
-            self.pending = [item for item in self.pending if item[0] != value["change_id"]]
-        else:
-            self.early = apply(self.early, value)
-
-
-def test_a_table_that_folds_its_own_sales_in_the_topics_order_equals_the_fold_however_far_it_lags() -> None:
-    drifted = 0
-    for seed in range(40):
-        rng, agent = random.Random(seed), _StockAgent()
-        for step in range(400):
-            if rng.random() < 0.3:  # a background change goes to the end of the topic
-                kind = rng.choice((RESTOCK, DAMAGE, DAMAGE, RETURN))
-                units = rng.randint(4, 12) if kind == RESTOCK else rng.randint(1, 3)
-                agent.topic.append(change(kind, units, rng.randint(1, 2), change_id=f"background-{step}"))
-            else:
-                agent.order(rng.randint(1, 4), f"sale-{step}")
-            for _ in range(rng.choice((0, 0, 1, 1, 2))):  # the reading lags, by a varying amount
-                if agent.read < len(agent.topic):
-                    agent.read_one()
-        while agent.read < len(agent.topic):
-            agent.read_one()
-        assert agent.pending == []
-        assert agent.table == fold(agent.topic)["SKU-000007"]
-        assert agent.early is not None
-        drifted += agent.early.warehouses != agent.table.warehouses
-    assert drifted > 0  # the old way drifts from the fold in some of these runs (issue 5)
 
 
 def test_fold_skips_invalid_changes_and_leaves_its_input_alone() -> None:

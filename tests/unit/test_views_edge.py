@@ -45,6 +45,20 @@ class Table(dict[str, Any]):
     name = "stock"
 
 
+class Ledger:
+    """A stand-in for the Kafka ledger's reads, over a table of stored StockStates."""
+
+    def __init__(self, stock: Table) -> None:
+        self.stock = stock
+
+    def state(self, product_id: int) -> StockState | None:
+        stored = self.stock.get(str(product_id))
+        return StockState.from_dict(stored) if stored else None
+
+    def product_ids(self) -> set[int]:
+        return {int(key) for key in self.stock}
+
+
 @dataclass
 class Response:
     body: Any
@@ -143,7 +157,7 @@ def _app(
 ) -> App:
     app = App()
     stock = Table({"7": STATE.to_dict()}) if table is None else table
-    fulfilment = SimpleNamespace(stock=stock, reference=reference, counts=Counter())
+    fulfilment = SimpleNamespace(ledger=Ledger(stock), reference=reference, counts=Counter())
     generation = SimpleNamespace(stats=EmissionStats())
     if source is None and mode == "kafka":
         source = StockReader(fulfilment)  # type: ignore[arg-type]

@@ -1,0 +1,77 @@
+"""The orders agent: decides each order's payment and forwards the order, keyed by product, to the stock agent.
+
+Batches are taken without acknowledgement (``noack_take``) and acknowledged once the payments, the forwarded
+orders and the dead letters they caused are acknowledged by Kafka. A redelivered order gives the same payment
+(its draws come from its id) and the same request, which the stock agent recognises by the order's offset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from faust import Stream
+from faust.types import EventT
+
+from agents.intake import Intake, deliver
+from agents.requests import ORDER, headers_of, order_request
+from app.avro import AvroCodec
+from app.derivation import DerivationConfig, Stage, decide_payment, rng_for, validate_order
+from app.producer import EventProducer
+
+#: Most orders in one batch, and the longest a batch waits to fill (seconds).
+BATCH_MAX = 10_000
+BATCH_WITHIN = 0.25
+
+
+class OrdersAgent:
+    """orders.v1 in; payments.v1 and stock requests out."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        codec: AvroCodec,
+        producer: EventProducer,
+        topics: dict[str, str],
+        requests_topic: str,
+        config: DerivationConfig,
+        counts: Counter[str],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._intake = intake
+        self._codec = codec
+        self._producer = producer
+        self._topics = topics
+        self._requests_topic = requests_topic
+        self._config = config
+        self._counts = counts
+        self._stopping = stopping
+        self._headers = headers_of(ORDER)
+
+    async def run(self, stream: Stream) -> None:
+        """The agent's body: one batch at a time, acknowledged when its records are delivered."""
+        async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
+            for event in events:
+                await self.take(event)
+            if not await deliver(self._producer, "orders agent", self._stopping):
+                return  # unacknowledged: decided again after the restart
+            for event in events:
+                await stream.ack(event)
+            self._counts["order batches"] += 1
+
+    async def take(self, event: EventT) -> None:
+        """Decide one consumed record: its payment, and its stock request (or a dead letter)."""
+        order = await self._intake.value(event, self._topics["orders"], validate_order, "order")
+        if order is None:
+            return
+        order_id = str(order["order_id"])
+        payment = decide_payment(order, self._config, rng_for(self._config.seed, order_id, Stage.PAYMENT))
+        now_ms = int(time.time() * 1000)
+        send = self._producer.send_surely
+        if payment is not None:
+            send(self._topics["payments"], order_id.encode(), self._codec.encode("payments", payment), now_ms)
+        message = event.message
+        request = order_request(order, payment, message.partition, message.offset)
+        send(self._requests_topic, str(order["product_id"]).encode(), request, now_ms, self._headers)
+        self._counts["orders decided"] += 1

@@ -1,0 +1,165 @@
+"""The stock agent: decides every request of the stock requests topic against the ledger, in batches.
+
+Per batch: the requests are read (or dead-lettered), the ledger decides them and makes the outcome durable, the
+records go to Kafka, and only when Kafka has acknowledged them are the batch's events acknowledged. A worker
+that dies anywhere in between leaves its records in the ledger's outbox, sent again when the partitions are
+next loaded, and its events uncommitted, decided again identically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from faust import Stream
+from faust.types import EventT
+
+from agents.intake import Intake, deliver
+from agents.ledger import Decided, Request, StockLedger
+from agents.requests import CHANGE, DUE, OPENING, ORDER, headers_of, kind_of, read_order_request
+from app.avro import AvroCodec
+from app.inventory import validate_change
+from app.inventory.stockroom import StockReference
+from app.producer import EventProducer
+
+log = logging.getLogger(__name__)
+
+#: Most requests in one batch, and the longest a batch waits to fill (seconds).
+BATCH_MAX = 10_000
+BATCH_WITHIN = 0.5
+
+
+class StockAgent:
+    """Stock requests in; shipments and inventory changes out, through the ledger's outbox."""
+
+    def __init__(
+        self,
+        ledger: StockLedger,
+        intake: Intake,
+        codec: AvroCodec,
+        producer: EventProducer,
+        topics: dict[str, str],
+        requests_topic: str,
+        counts: Counter[str],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._ledger = ledger
+        self._stopping = stopping
+        self._intake = intake
+        self._codec = codec
+        self._producer = producer
+        self._topics = topics
+        self._requests_topic = requests_topic
+        self._counts = counts
+        self._reference: StockReference | None = None
+        self._due_headers = headers_of(DUE)
+
+    def start(self, reference: StockReference) -> None:
+        """Known products and warehouses, to reject requests about others."""
+        self._reference = reference
+
+    async def run(self, stream: Stream[Any]) -> None:
+        """The agent's body. An error while deciding ends the process unacknowledged: a restart decides again."""
+        async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
+            try:
+                if not await self.take(events):
+                    return  # stopping before Kafka had the batch's records: unacknowledged, decided again
+            except Exception:
+                log.critical("stock agent failed; exiting without acknowledging the batch", exc_info=True)
+                logging.shutdown()
+                os._exit(70)
+            for event in events:
+                await stream.ack(event)
+
+    async def take(self, events: Sequence[EventT]) -> bool:
+        """Decide a batch of events, durably, and deliver what it decided; False if the worker stopped first."""
+        left = await self._ledger.undelivered()
+        if left.records:
+            log.info("sending %d records a previous worker left in the outbox", len(left.records))
+            if not await self._send(left):
+                return False
+        requests = [request for event in events if (request := await self._request(event)) is not None]
+        decided = await self._ledger.decide(requests)
+        self._counts.update(decided.counts)
+        self._counts["stock batches"] += 1
+        return await self._send(decided)
+
+    async def send_due(self) -> None:
+        """The schedule timer: a request for each item that fell due, to the item's product's partition."""
+        now_ms = int(time.time() * 1000)
+        for product_id, item_id in await self._ledger.due(now_ms):
+            self._producer.send_surely(
+                self._requests_topic, str(product_id).encode(), item_id.encode(), now_ms, self._due_headers
+            )
+        self._producer.serve(0)
+
+    async def _send(self, decided: Decided) -> bool:
+        now_ms = int(time.time() * 1000)
+        encode, send = self._codec.encode, self._producer.send_surely
+        for role, key, value in decided.records:
+            send(self._topics[role], key.encode(), encode(role, value), now_ms)
+        if not await deliver(self._producer, "stock agent", self._stopping):
+            return False  # still in the outbox: sent again at the next start
+        await self._ledger.delivered(decided)
+        return True
+
+    async def _request(self, event: EventT) -> Request | None:
+        message = event.message
+        try:
+            product_id = int(message.key or b"")
+        except ValueError:
+            self._intake.dead_letter(event, f"key {message.key!r}: expected a product id")
+            return None
+        kind = kind_of(message.headers)
+        body: Any
+        if kind == ORDER:
+            try:
+                body = read_order_request(event.value)
+            except (ValueError, KeyError, TypeError) as error:
+                self._intake.dead_letter(event, f"invalid order request: {type(error).__name__}: {error}")
+                return None
+        elif kind == DUE:
+            body = bytes(event.value or b"").decode(errors="replace")
+        else:
+            if kind == OPENING:
+                body = _json_change(event.value)
+                reason = "not a JSON inventory change" if body is None else validate_change(body)
+                if reason is not None:
+                    self._intake.dead_letter(event, f"invalid opening balance: {reason}")
+                    return None
+            else:
+                body = await self._intake.value(event, self._topics["inventory_changes"], validate_change, "change")
+                if body is None:
+                    return None
+            reason = self._unknown(body, product_id)
+            if reason is not None:
+                self._intake.dead_letter(event, f"invalid inventory change: {reason}")
+                return None
+            if kind == CHANGE and body["change_type"] == "SALE":
+                self._intake.dead_letter(event, "invalid inventory change: a SALE is decided from an order")
+                return None
+        return Request(message.partition, message.offset, product_id, kind, body)
+
+    def _unknown(self, change: Mapping[str, Any], product_id: int) -> str | None:
+        reference = self._reference
+        assert reference is not None, "used before start()"
+        if change["product_id"] != product_id:
+            return f"product_id={change['product_id']} under the key of product {product_id}"
+        if change["product_id"] not in reference.skus:
+            return f"product_id={change['product_id']}: no such product"
+        if change["warehouse_id"] not in reference.warehouses:
+            return f"warehouse_id={change['warehouse_id']}: no such warehouse"
+        return None
+
+
+def _json_change(raw: bytes | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw or b"")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,206 @@
+"""The stockroom, the code the stock agent runs for each request: orders, background changes, due items, backlogs."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from app.derivation import DAY_MS, DerivationConfig, Fulfilment, inventory_change
+from app.inventory.stockroom import (
+    BACKORDER_EXPIRY,
+    CHANGE_DUE,
+    Backorder,
+    Outcome,
+    Policy,
+    ProductStock,
+    Scheduled,
+    StockReference,
+    Stockroom,
+)
+from tests.unit.test_derivation_support import AMPLE, WAREHOUSES, derive, make_order
+from tests.unit.test_generation_support import NOW_MS
+
+CONFIG = DerivationConfig(p_payment=1.0, p_shipment=0.94)
+PRODUCT = 7
+POLICY = Policy(reorder_point=5, reorder_qty=10, lead_time_days=3)
+TIMEOUT_MS = 14 * DAY_MS
+
+
+def _room(policies: bool = True) -> Stockroom:
+    reference = StockReference(
+        warehouses=WAREHOUSES,
+        opening={},
+        skus={PRODUCT: f"SKU-{PRODUCT:06d}"},
+        policies={(PRODUCT, w): POLICY for w in (1, 2)} if policies else {},
+    )
+    return Stockroom(reference, CONFIG, TIMEOUT_MS)
+
+
+def _stock(**on_hand: int) -> ProductStock:
+    stock = ProductStock(PRODUCT, f"SKU-{PRODUCT:06d}")
+    for name, units in on_hand.items():
+        stock.warehouses[int(name[1:])] = [units, 0, -1]
+    return stock
+
+
+def _shipping_orders(count: int, quantity: int, seed: int = 5) -> list[dict[str, Any]]:
+    """Orders that ship when stock allows (paid, accepted, not cancelled), each of ``quantity`` units."""
+    rng, found = random.Random(seed), []
+    while len(found) < count:
+        order = make_order(rng, product_id=PRODUCT, quantity=quantity)
+        if derive(order, CONFIG, AMPLE)[1].fulfilment == Fulfilment.SHIPPED:
+            found.append(order)
+    return found
+
+
+def _payment(order: dict[str, Any]) -> dict[str, Any] | None:
+    return derive(order, CONFIG)[0]
+
+
+def _change(kind: str, units: int, warehouse: int, change_id: str, at: int = NOW_MS) -> dict[str, Any]:
+    sign = 1 if kind in ("RESTOCK", "RETURN") else -1
+    return inventory_change(change_id, PRODUCT, f"SKU-{PRODUCT:06d}", warehouse, kind, sign * units, None, at)
+
+
+def _deltas(out: Outcome) -> dict[int, int]:
+    sums: dict[int, int] = defaultdict(int)
+    for role, _, value in out.records:
+        if role == "inventory_changes":
+            sums[int(value["warehouse_id"])] += int(value["delta"])
+    return dict(sums)
+
+
+def test_an_order_with_stock_ships_and_its_sale_takes_the_units_at_once() -> None:
+    room, stock, out = _room(), _stock(w1=20), Outcome()
+    order = _shipping_orders(1, 3)[0]
+    room.order(stock, [], order, _payment(order), out)
+    roles = [role for role, _, _ in out.records]
+    assert roles == ["shipments", "inventory_changes"]
+    sale = out.records[1][2]
+    assert (sale["change_type"], sale["delta"], sale["source_id"]) == ("SALE", -3, order["order_id"])
+    assert stock.warehouses[1][0] == 17
+    assert out.counts["shipped"] == 1
+
+
+def test_an_order_without_stock_waits_reorders_once_and_ships_first_come_first_served() -> None:
+    room, stock, backlog, out = _room(), _stock(w1=2, w2=0), [], Outcome()
+    first, second, third = _shipping_orders(3, 4)
+    for order in (first, second):
+        room.order(stock, backlog, order, _payment(order), out)
+    assert [entry.order["order_id"] for entry in backlog] == [first["order_id"], second["order_id"]]
+    reorders = [item for item in out.scheduled if item.kind == CHANGE_DUE]
+    assert len(reorders) == 1  # the second backorder sees the reorder on its way
+    restock = reorders[0]
+    assert restock.body["change_type"] == "RESTOCK"
+    assert restock.due_ms == NOW_MS + 3 * DAY_MS * CONFIG.lead_time_scale
+    expiries = [item for item in out.scheduled if item.kind == BACKORDER_EXPIRY]
+    assert [item.due_ms for item in expiries] == [NOW_MS + TIMEOUT_MS] * 2
+    stock.warehouses[1][0] = 50  # even with stock now, a new order queues behind the waiting ones
+    room.order(stock, backlog, third, _payment(third), out)
+    assert len(backlog) == 3
+    assert not [record for record in out.records if record[0] == "shipments"]
+
+    arrival = Outcome()
+    room.due(stock, backlog, restock, NOW_MS + DAY_MS, arrival)
+    shipped = [value["order_id"] for role, _, value in arrival.records if role == "shipments"]
+    assert shipped == [first["order_id"], second["order_id"], third["order_id"]]
+    assert backlog == []
+    assert stock.on_order.get(int(restock.body["warehouse_id"]), 0) == 0
+    assert arrival.served == [entry.key for entry in (Backorder(0, first, None, 0), Backorder(1, second, None, 0))] + [
+        Backorder(2, third, None, 0).key
+    ]
+    assert all(value["event_time"] >= NOW_MS + DAY_MS for role, _, value in arrival.records if role == "shipments")
+
+
+def test_a_backorder_that_waits_too_long_is_cancelled_once() -> None:
+    room, stock, backlog, out = _room(), _stock(w1=0), [], Outcome()
+    order = _shipping_orders(1, 2)[0]
+    room.order(stock, backlog, order, _payment(order), out)
+    expiry = next(item for item in out.scheduled if item.kind == BACKORDER_EXPIRY)
+    later = Outcome()
+    room.due(stock, backlog, expiry, expiry.due_ms, later)
+    assert backlog == []
+    assert later.counts["backorders cancelled"] == 1
+    assert later.records == []
+    again = Outcome()
+    room.due(stock, backlog, expiry, expiry.due_ms, again)
+    assert again.counts["backorders cancelled"] == 0
+
+
+def test_damage_takes_at_most_what_is_available_and_nothing_when_there_is_none() -> None:
+    room, stock = _room(), _stock(w1=3)
+    out = Outcome()
+    room.change(stock, [], _change("DAMAGE", 5, 1, "d1"), out)
+    assert _deltas(out) == {1: -3}
+    assert stock.warehouses[1][0] == 0
+    nothing = Outcome()
+    room.change(stock, [], _change("DAMAGE", 2, 1, "d2"), nothing)
+    assert nothing.records == []
+    assert nothing.counts["damage dropped: nothing available"] == 1
+
+
+def test_an_opening_balance_applies_once() -> None:
+    room, stock = _room(), _stock()
+    out = Outcome()
+    room.opening(stock, _change("RESTOCK", 9, 1, "opening-7-1"), out)
+    room.opening(stock, _change("RESTOCK", 9, 1, "opening-7-1"), out)
+    assert _deltas(out) == {1: 9}
+    assert stock.warehouses[1][0] == 9
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_requests_keep_the_records_a_faithful_ledger(seed: int) -> None:
+    """Whatever arrives in whatever order: the deltas sent sum to the stock, which never goes negative, every order
+    ships at most once, and every due item is applied once."""
+    rng = random.Random(seed)
+    room, stock, backlog = _room(), _stock(), []
+    out = Outcome()
+    room.opening(stock, _change("RESTOCK", rng.randint(0, 10) or 1, 1, "opening-1"), out)
+    pending: list[Scheduled] = []
+    seen = 0
+    orders = _shipping_orders(60, rng.randint(1, 4), seed=seed)
+    now = NOW_MS
+    for step in range(300):
+        now += rng.randint(1, 3) * 1000
+        roll = rng.random()
+        if roll < 0.5 and orders:
+            order = orders.pop()
+            room.order(stock, backlog, order, _payment(order), out)
+        elif roll < 0.7:
+            kind = rng.choice(("RESTOCK", "DAMAGE", "RETURN"))
+            room.change(stock, backlog, _change(kind, rng.randint(1, 6), rng.choice((1, 2)), f"bg-{step}", now), out)
+        elif pending:
+            item = pending.pop(rng.randrange(len(pending)))
+            room.due(stock, backlog, item, now, out)
+        pending += out.scheduled[seen:]
+        seen = len(out.scheduled)
+        for warehouse, (on_hand, reserved, _) in stock.warehouses.items():
+            assert on_hand >= reserved >= 0, (warehouse, on_hand)
+    deltas = _deltas(out)
+    assert set(deltas) <= set(stock.warehouses)
+    assert {w: deltas.get(w, 0) for w in stock.warehouses} == {w: row[0] for w, row in stock.warehouses.items()}
+    assert out.counts["shipped"] > 0
+    shipped = [value["order_id"] for role, _, value in out.records if role == "shipments"]
+    assert len(shipped) == len(set(shipped))
+    assert len(out.unscheduled) == len(set(out.unscheduled))
+
+
+def test_a_long_backlog_stops_at_the_first_order_that_cannot_ship() -> None:
+    room, stock, backlog = _room(policies=False), _stock(w1=0), []
+    out = Outcome()
+    for order in _shipping_orders(400, 5):
+        room.order(stock, backlog, order, _payment(order), out)
+    assert len(backlog) == 400
+    arrival = Outcome()
+    room.change(stock, backlog, _change("RESTOCK", 23, 1, "r1"), arrival)
+    assert len(backlog) == 400 - 4  # 4 orders of 5 units ship; the fifth waits and the queue stops there
+    assert stock.warehouses[1][0] == 3
+
+
+def test_a_product_stock_survives_a_json_round_trip() -> None:
+    stock = ProductStock(7, "SKU-7", {1: [5, 1, 12], 2: [0, 0, -1]}, {1: 10}, 42, {0: 3, 2: 9}, 4, ["x"], 3)
+    assert ProductStock.from_json(stock.to_json()) == stock
+    assert stock.to_state().stock(2).updated_ms is None
