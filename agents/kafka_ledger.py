@@ -64,7 +64,7 @@ class KafkaLedger:
         self._reference: StockReference | None = None
         self._cache: dict[int, ProductStock] = {}
         self._backlogs: dict[int, list[Backorder]] = defaultdict(list)
-        self._items: dict[str, Scheduled] = {}
+        self._items: dict[str, int] = {}  # item id -> product id; the item itself stays in the schedule table
         self._heap: list[tuple[int, str]] = []
         self._requested: dict[str, int] = {}  # item id -> when its due request was sent
         self._deletes: list[tuple[TableT, int, str]] = []  # finished entries, deleted once their products are durable
@@ -105,7 +105,10 @@ class KafkaLedger:
 
     def _take_item(self, item_id: str) -> Scheduled | None:
         self._requested.pop(item_id, None)
-        return self._items.pop(item_id, None)
+        if self._items.pop(item_id, None) is None:
+            return None  # applied before, or never scheduled
+        stored = self.schedule.get(item_id)
+        return Scheduled.from_json(item_id, stored) if stored else None
 
     async def _persist(self, batch: Batch, decided: Decided) -> None:
         producer = self._app.producer
@@ -130,7 +133,7 @@ class KafkaLedger:
         self._changed.update(batch.touched)
         for partition, out in batch.outcomes.items():
             for item in out.scheduled:
-                self._items[item.item_id] = item
+                self._items[item.item_id] = item.product_id
                 heapq.heappush(self._heap, (item.due_ms, item.item_id))
             self._deletes.extend((self.schedule, partition, item_id) for item_id in out.unscheduled)
             self._deletes.extend((self.backorders, partition, key) for key in out.served)
@@ -158,9 +161,12 @@ class KafkaLedger:
         if not self._resend:
             return left
         self._resend = False
+        owned = self._owned()
         for key, records in list(self.outbox.items()):
-            left.records.extend((str(role), str(key), dict(value)) for role, key, value in records)
-            left.outbox.append((int(str(key).split(":")[0]), key))
+            partition = int(str(key).split(":")[0])
+            if partition in owned:
+                left.records.extend((str(role), str(name), dict(value)) for role, name, value in records)
+                left.outbox.append((partition, key))
         return left
 
     # ----- the schedule
@@ -170,13 +176,13 @@ class KafkaLedger:
         found: list[tuple[int, str]] = []
         while self._heap and self._heap[0][0] <= now_ms:
             _, item_id = heapq.heappop(self._heap)
-            item = self._items.get(item_id)
-            if item is not None and item_id not in self._requested:
-                found.append((item.product_id, item_id))
+            product_id = self._items.get(item_id)
+            if product_id is not None and item_id not in self._requested:
+                found.append((product_id, item_id))
                 self._requested[item_id] = now_ms
         for item_id, sent_ms in list(self._requested.items()):
             if now_ms - sent_ms > DUE_RESEND_MS and item_id in self._items:
-                found.append((self._items[item_id].product_id, item_id))
+                found.append((self._items[item_id], item_id))
                 self._requested[item_id] = now_ms
         return found
 
@@ -240,7 +246,12 @@ class KafkaLedger:
         self._items.clear()
         self._heap.clear()
         self._requested.clear()
-        states = {int(key): ProductStock.from_json(value) for key, value in self.stock.items() if value}
+        owned = self._owned()
+        states = {
+            int(key): stock
+            for key, value in self.stock.items()
+            if value and (stock := ProductStock.from_json(value)).partition in owned
+        }
         finished = {entry for stock in states.values() for entry in stock.done}
         for stock in states.values():
             for key in stock.done:
@@ -259,7 +270,9 @@ class KafkaLedger:
             if key in finished:
                 continue
             item = Scheduled.from_json(str(key), value)
-            self._items[item.item_id] = item
+            if item.product_id not in states:
+                continue  # a product of a partition this worker holds as a standby, or none
+            self._items[item.item_id] = item.product_id
             self._heap.append((item.due_ms, item.item_id))
         heapq.heapify(self._heap)
         self._loaded = True
@@ -270,6 +283,11 @@ class KafkaLedger:
             self.backlog(),
             len(self._items),
         )
+
+    def _owned(self) -> set[int]:
+        """The partitions of the requests topic this worker actively holds (not its standby replicas)."""
+        actives = self._app.assignor.assigned_actives()
+        return {tp.partition for tp in actives if tp.topic == self._source}
 
     def _on_rebalance(self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         """Partitions moved: memory is reloaded from the tables before the next batch."""

@@ -7,6 +7,7 @@ orders and the dead letters they caused are acknowledged by Kafka. A redelivered
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -50,15 +51,25 @@ class OrdersAgent:
         self._headers = headers_of(ORDER)
 
     async def run(self, stream: Stream) -> None:
-        """The agent's body: one batch at a time, acknowledged when its records are delivered."""
+        """The agent's body, pipelined: while Kafka acknowledges one batch's records, the next is decided; a
+        batch's events are acknowledged only after its records are delivered."""
+        previous: asyncio.Task[bool] | None = None
         async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
             for event in events:
                 await self.take(event)
-            if not await deliver(self._producer, "orders agent", self._stopping):
-                return  # unacknowledged: decided again after the restart
-            for event in events:
-                await stream.ack(event)
+            if previous is not None and not await previous:
+                return  # stopping before Kafka had a batch's records: unacknowledged, decided again
+            previous = asyncio.create_task(self._finish(stream, list(events)))
             self._counts["order batches"] += 1
+        if previous is not None:
+            await previous
+
+    async def _finish(self, stream: Stream, events: list[EventT]) -> bool:
+        if not await deliver(self._producer, "orders agent", self._stopping):
+            return False
+        for event in events:
+            await stream.ack(event)
+        return True
 
     async def take(self, event: EventT) -> None:
         """Decide one consumed record: its payment, and its stock request (or a dead letter)."""

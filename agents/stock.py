@@ -8,6 +8,7 @@ next loaded, and its events uncommitted, decided again identically.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -64,30 +65,51 @@ class StockAgent:
         self._reference = reference
 
     async def run(self, stream: Stream[Any]) -> None:
-        """The agent's body. An error while deciding ends the process unacknowledged: a restart decides again."""
+        """The agent's body, pipelined: while Kafka acknowledges one batch's records, the next is decided.
+
+        A batch's events are acknowledged only after its records are delivered, and records go out in the order
+        they were decided. An error while deciding ends the process unacknowledged: a restart decides again.
+        """
+        previous: asyncio.Task[bool] | None = None
         async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
             try:
-                if not await self.take(events):
-                    return  # stopping before Kafka had the batch's records: unacknowledged, decided again
+                decided = await self.take(events)
             except Exception:
                 log.critical("stock agent failed; exiting without acknowledging the batch", exc_info=True)
                 logging.shutdown()
                 os._exit(70)
-            for event in events:
-                await stream.ack(event)
+            if previous is not None and not await previous:
+                return  # stopping before Kafka had a batch's records: unacknowledged, decided again
+            previous = asyncio.create_task(self._finish(stream, list(events), decided))
+        if previous is not None:
+            await previous
 
-    async def take(self, events: Sequence[EventT]) -> bool:
-        """Decide a batch of events, durably, and deliver what it decided; False if the worker stopped first."""
+    async def take(self, events: Sequence[EventT]) -> list[Decided]:
+        """Decide a batch of events durably and hand its records to the producer (with any an outbox still held)."""
+        batches = []
         left = await self._ledger.undelivered()
         if left.records:
             log.info("sending %d records a previous worker left in the outbox", len(left.records))
-            if not await self._send(left):
-                return False
+            self._produce(left)
+            batches.append(left)
         requests = [request for event in events if (request := await self._request(event)) is not None]
         decided = await self._ledger.decide(requests)
         self._counts.update(decided.counts)
         self._counts["stock batches"] += 1
-        return await self._send(decided)
+        self._produce(decided)
+        batches.append(decided)
+        return batches
+
+    async def _finish(self, stream: Stream[Any], events: list[EventT], batches: list[Decided]) -> bool:
+        """Once Kafka has the batch's records: forget them in the outbox, acknowledge the events. False if the
+        worker began to stop first (nothing acknowledged)."""
+        if not await deliver(self._producer, "stock agent", self._stopping):
+            return False  # still in the outbox: sent again at the next start
+        for decided in batches:
+            await self._ledger.delivered(decided)
+        for event in events:
+            await stream.ack(event)
+        return True
 
     async def send_due(self) -> None:
         """The schedule timer: a request for each item that fell due, to the item's product's partition."""
@@ -98,15 +120,11 @@ class StockAgent:
             )
         self._producer.serve(0)
 
-    async def _send(self, decided: Decided) -> bool:
+    def _produce(self, decided: Decided) -> None:
         now_ms = int(time.time() * 1000)
         encode, send = self._codec.encode, self._producer.send_surely
         for role, key, value in decided.records:
             send(self._topics[role], key.encode(), encode(role, value), now_ms)
-        if not await deliver(self._producer, "stock agent", self._stopping):
-            return False  # still in the outbox: sent again at the next start
-        await self._ledger.delivered(decided)
-        return True
 
     async def _request(self, event: EventT) -> Request | None:
         message = event.message
