@@ -70,7 +70,9 @@ class KafkaLedger:
         self._deletes: list[tuple[TableT, int, str]] = []  # finished entries, deleted once their products are durable
         self._changed: set[int] = set()
         self._loaded = False
+        self._recovered = False  # the tables of the current assignment are recovered: memory may be loaded
         self._resend = False
+        app.on_rebalance_complete.connect(self._on_recovered)
         app.on_partitions_assigned.connect(self._on_rebalance)
         app.on_partitions_revoked.connect(self._on_rebalance)
 
@@ -172,7 +174,13 @@ class KafkaLedger:
     # ----- the schedule
 
     async def due(self, now_ms: int) -> list[tuple[int, str]]:
-        """Items due by ``now_ms`` whose request is not on its way (or was sent DUE_RESEND_MS ago)."""
+        """Items due by ``now_ms`` whose request is not on its way (or was sent DUE_RESEND_MS ago).
+
+        Loads memory first once the tables are recovered, so that a worker no request reaches still sends what
+        falls due (and mirrors what a worker that died may not have).
+        """
+        if not self._loaded and self._recovered:
+            self._load()
         found: list[tuple[int, str]] = []
         while self._heap and self._heap[0][0] <= now_ms:
             _, item_id = heapq.heappop(self._heap)
@@ -192,6 +200,8 @@ class KafkaLedger:
 
     def figures(self) -> dict[str, int]:
         """Orders waiting for stock and items scheduled, in the partitions held here."""
+        if not self._loaded:
+            return {}  # not known until the tables are recovered and read
         return {"backlog": self.backlog(), "scheduled": len(self._items), "outbox pending deletes": len(self._deletes)}
 
     # ----- reads
@@ -211,7 +221,7 @@ class KafkaLedger:
     def changed(self) -> list[StockState]:
         """Stock of the products changed since the last call."""
         changed, self._changed = self._changed, set()
-        return [stock.to_state() for product_id in sorted(changed) if (stock := self._cache.get(product_id))]
+        return [state for product_id in sorted(changed) if (state := self.state(product_id)) is not None]
 
     def changed_again(self, product_ids: list[int]) -> None:
         """Products the mirror could not write: ``changed`` gives them again."""
@@ -275,6 +285,7 @@ class KafkaLedger:
             self._items[item.item_id] = item.product_id
             self._heap.append((item.due_ms, item.item_id))
         heapq.heapify(self._heap)
+        self._changed.update(states)  # the mirror writes them all once: a worker that died may not have
         self._loaded = True
         self._resend = True
         log.info(
@@ -290,8 +301,12 @@ class KafkaLedger:
         return {tp.partition for tp in actives if tp.topic == self._source}
 
     def _on_rebalance(self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
-        """Partitions moved: memory is reloaded from the tables before the next batch."""
+        """Partitions moved: memory is reloaded from the tables once they are recovered, or by the next batch."""
         self._loaded = False
+        self._recovered = False
+
+    def _on_recovered(self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+        self._recovered = True
 
 
 __all__ = ["KafkaLedger", "Record"]
