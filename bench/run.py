@@ -61,7 +61,7 @@ class Plan:
     accuracy_window: float = 60.0
     low_rate_window: float = 60.0  # targets <= BESIDE_REST: they run beside the (d)-at-rest worker anyway
     settle: float = 5.0
-    ladder: tuple[float, ...] = (100.0, 200.0, 500.0, 1_000.0, 2_000.0, 5_000.0, 10_000.0, 20_000.0)
+    ladder: tuple[float, ...] = (1_000.0, 2_000.0, 5_000.0, 10_000.0, 20_000.0)
     ladder_window: float = 60.0
     ladder_settle: tuple[float, float] = (10.0, 90.0)  # at least, at most (see bench/lag_bench.py)
     ladder_budget: float | None = None  # seconds per mode; no new step once it would be exceeded
