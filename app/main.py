@@ -83,6 +83,9 @@ def create_app(settings: Settings) -> faust.App:
         datadir=settings.data_dir,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
+        # No standby copies of other workers' tables: on one host they double each worker's RocksDB memory and the
+        # changelog reading, and the tables are small enough to recover from their changelogs when partitions move.
+        table_standby_replicas=0,
         web_bind=settings.web_bind,
         web_host=settings.web_host,
         web_port=settings.web_port,

@@ -17,9 +17,9 @@ from faust.types import TableT
 #: block cache, so a worker holding 4 tables x 4 partitions could grow past a gigabyte as it writes.
 ROCKSDICT = {
     "driver": "rocksdict",
-    "write_buffer_size": 2 * 1024**2,
+    "write_buffer_size": 1024**2,
     "max_write_buffer_number": 2,
-    "block_cache_size": 4 * 1024**2,
+    "block_cache_size": 1024**2,
 }
 
 
