@@ -121,6 +121,7 @@ def create_app(settings: Settings) -> faust.App:
         if settings.generation_enabled:
             generation.start(catalog)
         else:
+            generation.stats.state = "disabled"
             log.info("GENERATION_ENABLED=false: this worker only runs the agents")
 
     if inventory is not None:

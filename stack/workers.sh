@@ -16,6 +16,7 @@ stop() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 trap stop INT TERM
 for ((i = 1; i <= N; i++)); do
   generation=false
+  mkdir -p "$BASE_DIR/worker-$i"
   [[ $i == 1 ]] && generation=${GENERATION_ENABLED:-true}
   (
     cd "$ROOT"
