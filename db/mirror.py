@@ -46,16 +46,24 @@ async def mirror_stock(dsn: str, states: list[Mapping[str, Any]]) -> int:
     rows = warehouse_rows(states)
     if not rows:
         return 0
-    values = ",".join(["(%s::bigint, %s::bigint, %s::int, %s::int, %s::bigint)"] * len(rows))
-    params = [item for row in rows for item in row]
-    products = sorted({row[1] for row in rows})
     async with aiopg.connect(dsn) as conn, conn.cursor() as cursor:
         await cursor.execute("begin")
         try:
-            await cursor.execute(_WAREHOUSES.format(rows=values), params)
-            await cursor.execute(_TOTALS, (products,))
+            products = await write_stock(cursor, rows)
         except BaseException:
             await cursor.execute("rollback")
             raise
         await cursor.execute("commit")
+    return products
+
+
+async def write_stock(cursor: Any, rows: list[tuple[int, int, int, int, int]]) -> int:
+    """Inside the caller's transaction: these (warehouse_id, product_id, on_hand, reserved, updated_ms) rows into
+    warehouse_inventory, and their products' totals into inventory; the number of products written."""
+    if not rows:
+        return 0
+    values = ",".join(["(%s::bigint, %s::bigint, %s::int, %s::int, %s::bigint)"] * len(rows))
+    products = sorted({row[1] for row in rows})
+    await cursor.execute(_WAREHOUSES.format(rows=values), [item for row in rows for item in row])
+    await cursor.execute(_TOTALS, (products,))
     return len(products)

@@ -21,6 +21,7 @@ from agents.requests import DUE, OPENING
 from app.derivation import DerivationConfig
 from app.inventory import StockState
 from app.inventory.stockroom import Backorder, Outcome, ProductStock, Scheduled, StockReference, Stockroom
+from db.mirror import write_stock
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +39,6 @@ select product_id, warehouse_id, on_hand, reserved, floor(extract(epoch from upd
 _PRODUCTS = """
 select product_id, on_order, requests_offset, orders_seen, next_seq
   from stock_products where product_id = any(%s) order by product_id for update
-"""
-_WAREHOUSES = """
-update warehouse_inventory w
-   set on_hand = v.on_hand, reserved = v.reserved, updated_at = to_timestamp(v.updated_ms / 1000.0)
-  from (values {rows}) as v(product_id, warehouse_id, on_hand, reserved, updated_ms)
- where w.product_id = v.product_id and w.warehouse_id = v.warehouse_id
-"""
-_TOTALS = """
-update inventory i set on_hand = s.on_hand, reserved = s.reserved, updated_at = now()
-  from (select product_id, sum(on_hand)::int as on_hand, sum(reserved)::int as reserved
-          from warehouse_inventory where product_id = any(%s) group by product_id) as s
- where i.product_id = s.product_id
 """
 _SAVE_PRODUCTS = """
 insert into stock_products (product_id, on_order, requests_offset, orders_seen, next_seq) values {rows}
@@ -132,14 +121,11 @@ class PostgresLedger:
         touched = sorted(batch.touched)
         if touched:
             rows = [
-                (product_id, warehouse_id, row[0], row[1], max(row[2], 0))
+                (warehouse_id, product_id, row[0], row[1], max(row[2], 0))
                 for product_id in touched
                 for warehouse_id, row in sorted(batch.touched[product_id].warehouses.items())
             ]
-            if rows:
-                values = ",".join(["(%s::bigint, %s::bigint, %s::int, %s::int, %s::bigint)"] * len(rows))
-                await cursor.execute(_WAREHOUSES.format(rows=values), [item for row in rows for item in row])
-                await cursor.execute(_TOTALS, (touched,))
+            await write_stock(cursor, rows)
             products = [
                 (
                     product_id,
