@@ -46,6 +46,8 @@ SCHEDULE_SECONDS = 1.0
 MIRROR_SECONDS = 1.0
 #: The change id prefix of the opening balances (the seeded stock as RESTOCK changes).
 OPENING_PREFIX = "opening-"
+#: How often a worker waiting for the opening balances looks for them.
+OPENING_POLL_SECONDS = 0.5
 #: How long a stopping worker waits for the agents' records to reach Kafka (unacknowledged input is decided again).
 SHUTDOWN_FLUSH_SECONDS = 2.0
 
@@ -105,8 +107,11 @@ class FulfilmentAgents:
             app.timer(MIRROR_SECONDS, name="mirror")(self.mirror)
         app.on_before_shutdown.connect(self._on_shutdown)
 
-    async def start(self, reference: StockReference) -> None:
-        """Begin work with the reference data; on the first run, open the ledger with the seeded balances."""
+    async def start(self, reference: StockReference, *, open_ledger: bool = True) -> None:
+        """Begin work with the reference data; on the first run, open the ledger with the seeded balances.
+
+        ``open_ledger=False``: the generation shard 0's worker opens it (``open_ledger``), once per deployment.
+        """
         settings = self._settings
         self.reference = reference
         producer = self._producer = EventProducer(
@@ -122,11 +127,33 @@ class FulfilmentAgents:
         )
         self._stock.start(reference)
         await self.ledger.start(reference)
-        if await asyncio.to_thread(self._is_new):
-            opened = self._send_opening_balances(reference, producer)
-            await deliver(producer, "opening balances", self.stopping)
-            log.info("inventory opened from the seeded stock: %d opening RESTOCK requests", opened)
+        if open_ledger:
+            await self._open_if_new()
         self._ready.set()
+
+    async def open_ledger(self, first: bool) -> None:
+        """Before generation shards start: the worker of shard 0 (``first``) opens the ledger on the first run; the
+        others wait until it has, so no order of the first run finds an empty stock."""
+        if first:
+            await self._open_if_new()
+            return
+        assert self.reference is not None
+        if not any(on_hand > 0 for on_hand in self.reference.opening.values()):
+            return  # nothing to open with
+        waited = False
+        while await asyncio.to_thread(self._is_new):
+            if not waited:
+                log.info("waiting for the worker of generation shard 0 to open the inventory")
+                waited = True
+            await asyncio.sleep(OPENING_POLL_SECONDS)
+
+    async def _open_if_new(self) -> None:
+        assert self.reference is not None
+        assert self._producer is not None
+        if await asyncio.to_thread(self._is_new):
+            opened = self._send_opening_balances(self.reference, self._producer)
+            await deliver(self._producer, "opening balances", self.stopping)
+            log.info("inventory opened from the seeded stock: %d opening RESTOCK requests", opened)
 
     async def _run_orders(self, stream: StreamT) -> None:
         await self._ready.wait()

@@ -8,25 +8,29 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust.web import Request, Response, View
 from mode import BaseSignalT
 
 from agents.requests import CHANGE, headers_of, requests_topic
+from agents.shards import SHARDS_TABLE, ShardKeeper
 from app.avro import AvroCodec
 from app.generation import (
     BYTE_LEVEL_KINDS,
     Catalog,
-    EventGenerator,
     GenerationConfig,
     PriceChange,
+    ShardStream,
     TokenBucket,
+    block_size,
     corrupt,
+    deal,
     diurnal_factor,
     local_hour,
 )
@@ -76,84 +80,100 @@ def routes(settings: Settings) -> dict[str, tuple[str, list[tuple[str, str | byt
 
 
 class Generation:
-    """Emits at TARGET_EPS x the diurnal factor through a token bucket, waiting whenever Kafka pushes back."""
+    """Emits this worker's shards at their share of TARGET_EPS x the diurnal factor through a token bucket.
+
+    The worker holds ``streams`` (set by ``hold``), some of GENERATION_SHARDS shards: the bucket refills at
+    TARGET_EPS x the factor x held / GENERATION_SHARDS, so workers that hold all the shards between them emit
+    TARGET_EPS together, and each tick deals its events out to the streams so they keep level.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        generator: EventGenerator,
         codec: AvroCodec,
         producer: EventProducer,
         stats: EmissionStats,
-        rng: random.Random,
         *,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
-        self._generator = generator
         self._codec = codec
         self._producer = producer
         self._stats = stats
-        self._rng = rng
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._zone = ZoneInfo(settings.timezone)
         self._topics = settings.topics()
         self._routes = routes(settings)
-        self._bucket = TokenBucket(self._target(), settings.bucket_capacity, monotonic())
+        self._shards = settings.generation_shards
+        self._bucket = TokenBucket(0.0, settings.bucket_capacity, monotonic())
+        self.streams: dict[int, ShardStream] = {}
         self.price_changes: list[PriceChange] = []
         self._stopped = False
-        stats.state = "running"
+        self._finished = False
+        stats.state = "waiting for shards"
+
+    def hold(self, streams: dict[int, ShardStream]) -> None:
+        """Emit ``streams`` from now on (the shards this worker holds)."""
+        self.streams = streams
+        self._stats.shards = sorted(streams)
+        if self._stats.state == "waiting for shards" and streams:
+            self._stats.state = "running"
+        elif not streams:
+            self._stats.state = "waiting for shards"
 
     @property
     def finished(self) -> bool:
-        """True once MAX_EVENTS events have gone out."""
-        limit = self._settings.max_events
-        return limit is not None and self._stats.emitted >= limit
+        """True once every shard held has made its share of MAX_EVENTS."""
+        return bool(self.streams) and all(stream.finished for stream in self.streams.values())
 
     def shortfall(self) -> int:
         """Events the target asked for that could not go out: tokens the full bucket had to discard."""
         return int(self._bucket.discarded)
 
-    async def tick(self) -> int:
-        """Emit what the bucket allows now; the number of records handed to the producer."""
+    async def tick(self, paused: bool = False) -> int:
+        """Emit what the bucket allows now; the number of records handed to the producer.
+
+        ``paused`` (a rebalance is under way): nothing is emitted, and the bucket refills at rate 0.
+        """
         if self._stopped:
             return 0
         if self.finished:
             self._finish()
             return 0
         now = self._monotonic()
-        self._bucket.set_rate(self._target(), now)
+        streams = [] if paused else [stream for stream in self.streams.values() if not stream.finished]
+        self._bucket.set_rate(self._target(len(streams)), now)
         deadline, count = now + TICK_BUDGET_SECONDS, 0
-        while True:  # a full batch leaves tokens behind: go on, rather than sleep a tick with the bucket full
-            limit = MAX_BATCH
-            if self._settings.max_events is not None:
-                limit = min(limit, self._settings.max_events - self._stats.emitted)
-            batch = self._bucket.take(now, limit)
-            if batch:
-                await self._emit(batch)
+        while streams:  # a full batch leaves tokens behind: go on, rather than sleep a tick with the bucket full
+            room = sum(stream.room for stream in streams)
+            batch = self._bucket.take(now, min(MAX_BATCH, room))
+            for stream, share in deal(batch, streams):
+                await self._emit(stream, share)
             count += batch
             now = self._monotonic()
-            if batch < MAX_BATCH or now >= deadline:
+            if batch < MAX_BATCH or now >= deadline or self._stopped:
                 break
         self._producer.serve(0)
-        self.price_changes.extend(self._generator.drain_price_changes())
+        for stream in self.streams.values():
+            self.price_changes.extend(stream.generator.drain_price_changes())
         self._stats.pending = self._producer.queued()
         self._stats.shortfall = self.shortfall()
         return count
 
-    def _target(self) -> float:
+    def _target(self, streams: int) -> float:
         factor = 1.0
         if self._settings.diurnal_enabled:
             factor = diurnal_factor(local_hour(int(self._wall_clock() * 1000), self._zone))
         self._stats.diurnal_factor = factor
-        self._stats.target_eps = self._settings.target_eps * factor
+        self._stats.group_target_eps = self._settings.target_eps * factor
+        self._stats.target_eps = self._stats.group_target_eps * streams / self._shards
         return self._stats.target_eps
 
-    async def _emit(self, count: int) -> None:
+    async def _emit(self, stream: ShardStream, count: int) -> None:
         now_ms = int(self._wall_clock() * 1000)
-        events = self._generator.next_batch(count, now_ms)
+        events = stream.next_batch(count, now_ms)
         encode, send, topics, routes = self._codec.encode, self._producer.send, self._topics, self._routes
         for start in range(0, len(events), CHUNK):
             sent: Counter[str] = Counter()
@@ -162,7 +182,7 @@ class Generation:
                 topic, headers = routes[kind]
                 record: Record = (topic, key.encode(), encode(kind, value), emitted_ms, headers)
                 if bad_kind is not None:
-                    record = self._malformed(record, bad_kind)
+                    record = self._malformed(record, bad_kind, stream.faults)
                 if late_ms:
                     late += 1
                 if not send(*record):
@@ -174,11 +194,11 @@ class Generation:
             self._stats.late_events += late
             await asyncio.sleep(0)
 
-    def _malformed(self, record: Record, bad_kind: str) -> Record:
+    def _malformed(self, record: Record, bad_kind: str, rng: random.Random) -> Record:
         """``record`` made into a deliberately bad one of ``bad_kind``, with the header that names the kind."""
         topic, key, value, emitted_ms, headers = record
         if bad_kind in BYTE_LEVEL_KINDS:
-            value = corrupt(bad_kind, value, self._rng)
+            value = corrupt(bad_kind, value, rng)
         self._stats.bad_records[bad_kind] += 1
         return topic, key, value, emitted_ms, [*(headers or []), (BAD_RECORD_HEADER, bad_kind.encode())]
 
@@ -205,46 +225,147 @@ class Generation:
         return self._producer.flush(timeout)
 
     def _finish(self) -> None:
-        if self._stats.state != "finished":
+        if not self._finished:
+            self._finished = True
             self._stats.state = "finished"
-            log.info("MAX_EVENTS=%s reached: generation stopped", self._settings.max_events)
+            log.info(
+                "MAX_EVENTS=%s reached: generation stopped (shards %s made their share)",
+                self._settings.max_events,
+                sorted(self.streams),
+            )
 
 
 class GenerationAgent:
-    """The generator's place in the Faust app: its timers, its ``/stats/`` view, its flush at shutdown.
+    """The generator's place in the Faust app: its shards, timers, ``/stats/`` view and flush at shutdown.
 
     Nothing is generated until ``start`` is given the catalogue, which the app does once the topics exist,
-    the schemas are registered and the reference data is seeded.
+    the schemas are registered and the reference data is seeded; then each shard Faust assigns to this worker
+    starts once the assignment has settled, from the end of its last reservation.
     """
 
     def __init__(self, app: faust.App, settings: Settings, registry: SchemaRegistryClient) -> None:
+        self._app = app
         self._settings = settings
         self._registry = registry
         self.stats = EmissionStats()
+        # Only generating workers hold shards: Faust deals a table's partitions among the workers that declare it.
+        self.keeper = (
+            ShardKeeper(app, settings.generation_shards, settings.generation_settle_seconds)
+            if settings.generation_enabled
+            else None
+        )
         self.generation: Generation | None = None
+        self._catalog: Catalog | None = None
+        self._seed: int | str = 0
+        self._price_seed: int | str = 0
+        self._block = block_size(settings.target_eps, settings.generation_shards)
+        self._reserving: asyncio.Task[None] | None = None
+        self._opened: Callable[[bool], Awaitable[None]] | None = None
         app.timer(TICK_SECONDS, name="generate")(self._tick)
         app.timer(PRICE_FLUSH_SECONDS, name="write-prices")(self._write_prices)
         app.page("/stats/")(self._stats_view())
         app.on_before_shutdown.connect(self._on_shutdown)
 
-    def start(self, catalog: Catalog) -> Generation:
-        """Begin generating from ``catalog``."""
+    def start(self, catalog: Catalog, opened: Callable[[bool], Awaitable[None]] | None = None) -> Generation:
+        """Begin generating from ``catalog``.
+
+        ``opened(first)`` is awaited before shards start: with ``first`` (this worker holds shard 0, which owns
+        the once-per-deployment work) it opens the ledger; otherwise it waits until the ledger is open.
+        """
         settings = self._settings
-        seed = settings.random_seed if settings.random_seed is not None else secrets.randbits(63)
-        log.info("generating with RANDOM_SEED=%d at TARGET_EPS=%s", seed, settings.target_eps)
-        generator = EventGenerator(catalog, GenerationConfig.from_settings(settings), random.Random(seed))
+        self._seed = settings.random_seed if settings.random_seed is not None else secrets.randbits(63)
+        # Every worker must walk prices alike: without RANDOM_SEED the walk follows the APP_ID.
+        self._price_seed = settings.random_seed if settings.random_seed is not None else f"app:{settings.app_id}"
+        log.info(
+            "generating with RANDOM_SEED=%s at TARGET_EPS=%s over GENERATION_SHARDS=%d",
+            self._seed,
+            settings.target_eps,
+            settings.generation_shards,
+        )
+        self._catalog = catalog
+        self._opened = opened
         codec = AvroCodec(self._registry, settings.topics())
         producer = EventProducer(
             settings.kafka_bootstrap, client_id=f"{settings.app_id}-generator", queue_max=settings.producer_queue_max
         )
-        self.generation = Generation(
-            settings, generator, codec, producer, self.stats, random.Random(f"{seed}:faults")
-        )
+        self.generation = Generation(settings, codec, producer, self.stats)
         return self.generation
 
     async def _tick(self) -> None:
-        if self.generation is not None:
-            await self.generation.tick()
+        generation, keeper = self.generation, self.keeper
+        if generation is None or keeper is None:
+            return
+        if keeper.paused and keeper.settled():
+            await self._take_shards(generation)
+        self._reserve_ahead(generation)
+        await generation.tick(paused=keeper.paused)
+
+    async def _take_shards(self, generation: Generation) -> None:
+        """After a rebalance: go on with the shards still held, drop the others, start the new ones, each from the
+        end of its last reservation."""
+        keeper, catalog = self.keeper, self._catalog
+        assert keeper is not None
+        assert catalog is not None
+        epoch = keeper.epoch
+        owned = keeper.owned()
+        kept = {shard: stream for shard, stream in generation.streams.items() if shard in owned}
+        new = [shard for shard in owned if shard not in kept]
+        if new and self._opened is not None:
+            await self._opened(0 in owned)
+        starts = keeper.positions(new)
+        ends = {shard: starts[shard] + self._block for shard in new}
+        if ends:
+            await keeper.reserve(ends)
+        if keeper.epoch != epoch or not keeper.settled():
+            return  # the assignment changed meanwhile: these reservations stay unused (a gap)
+        settings = self._settings
+        for shard in new:
+            kept[shard] = ShardStream(
+                catalog,
+                GenerationConfig.from_settings(settings),
+                seed=self._seed,
+                price_seed=self._price_seed,
+                shard=shard,
+                shards=settings.generation_shards,
+                first_event=starts[shard],
+                reserved=ends[shard],
+                max_events=settings.max_events,
+            )
+        generation.hold(dict(sorted(kept.items())))
+        keeper.paused = False
+        if new:
+            log.info(
+                "generation shards %s of %d held here; started %s",
+                sorted(kept),
+                settings.generation_shards,
+                ", ".join(f"{shard} at event {starts[shard]}" for shard in new),
+            )
+
+    def _reserve_ahead(self, generation: Generation) -> None:
+        """Reserve the next block of each stream past half of its current one, in the background."""
+        if self._reserving is not None and not self._reserving.done():
+            return
+        low = {
+            shard: stream.reserved + self._block
+            for shard, stream in generation.streams.items()
+            if not stream.finished and stream.reserved - stream.position < self._block // 2
+        }
+        keeper = self.keeper
+        if low and keeper is not None and not keeper.paused:
+            self._reserving = asyncio.ensure_future(self._extend(keeper, generation, low, keeper.epoch))
+
+    async def _extend(self, keeper: ShardKeeper, generation: Generation, ends: dict[int, int], epoch: int) -> None:
+        try:
+            await keeper.reserve(ends)
+        except Exception as error:  # the next tick tries again; the streams wait at the end of their blocks
+            log.warning("reserving generation events failed (%s); will retry", type(error).__name__)
+            return
+        if keeper.epoch != epoch:
+            return  # a rebalance began while the reservation was in flight: not used
+        for shard, end in ends.items():
+            stream = generation.streams.get(shard)
+            if stream is not None:
+                stream.reserved = max(stream.reserved, end)
 
     async def _write_prices(self) -> None:
         generation = self.generation
@@ -265,12 +386,63 @@ class GenerationAgent:
             log.info("generator stopped: %d events emitted, %d undelivered at exit", self.stats.emitted, left)
 
     def _stats_view(self) -> type[View]:
-        stats = self.stats
+        stats, app = self.stats, self._app
+        table = SHARDS_TABLE
 
         class Stats(View):
-            """Per topic the events emitted and the achieved rate; the target, diurnal factor, backpressure."""
+            """This worker's emission and shards; with the group's (every worker's, over the web) unless ?local."""
 
             async def get(self, request: Request) -> Response:
-                return self.json(stats.report(time.monotonic()))
+                report = stats.report(time.monotonic())
+                if "local" not in request.query:
+                    report["group"] = await group_report(app, table, report)
+                return self.json(report)
 
         return Stats
+
+
+#: How long ``/stats/`` waits for another worker's figures.
+PEER_TIMEOUT_SECONDS = 1.0
+
+
+async def group_report(app: faust.App, table: str, local: dict[str, Any]) -> dict[str, Any]:
+    """Every worker of the group (from the assignment of the shards table) with its shards and rate, and the sums.
+
+    ``shards`` are those assigned to the worker, ``generating`` those it emits (not yet all while it starts them).
+
+    Other workers are asked for their ``/stats/?local``; one that does not answer within PEER_TIMEOUT_SECONDS is
+    listed with ``"reachable": false`` and counts nothing.
+    """
+    own = str(app.conf.canonical_url).rstrip("/")
+    try:
+        hosts = app.router.table_metadata(table)
+    except Exception:  # before the first assignment
+        hosts = {}
+    workers: list[dict[str, Any]] = []
+    timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT_SECONDS)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for url, topics in sorted(hosts.items()):
+            url = str(url).rstrip("/")
+            shards = sorted(partition for partitions in topics.values() for partition in partitions)
+            report: dict[str, Any] | None = local if url == own else None
+            if report is None:
+                try:
+                    async with session.get(f"{url}/stats/?local") as response:
+                        report = await response.json()
+                except Exception:
+                    report = None
+            workers.append(
+                {
+                    "url": url,
+                    "shards": shards,
+                    "generating": report["shards"] if report else [],
+                    "reachable": report is not None,
+                    "rate_10s": report["rate_10s"] if report else 0.0,
+                    "target_eps": report["target_eps"] if report else 0.0,
+                }
+            )
+    return {
+        "workers": workers,
+        "target_eps": local.get("group_target_eps", 0.0),
+        "rate_10s": round(sum(worker["rate_10s"] for worker in workers), 2),
+    }

@@ -115,11 +115,13 @@ def create_app(settings: Settings) -> faust.App:
             await inventory.start()
         catalog = await until_done(lambda: load_catalog(dsn), "loading the catalogue")
         if fulfilment is not None:
-            await fulfilment.start(await until_done(lambda: load_stock_reference(dsn), "loading the stock"))
+            reference = await until_done(lambda: load_stock_reference(dsn), "loading the stock")
+            # With generation on, the worker holding shard 0 opens the ledger (once per deployment).
+            await fulfilment.start(reference, open_ledger=not settings.generation_enabled)
         settle_garbage_collector()
         restore_root_log_level()
         if settings.generation_enabled:
-            generation.start(catalog)
+            generation.start(catalog, fulfilment.open_ledger if fulfilment is not None else None)
         else:
             generation.stats.state = "disabled"
             log.info("GENERATION_ENABLED=false: this worker only runs the agents")

@@ -67,6 +67,18 @@ class Settings(BaseModel):
     )
     agents_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
     generation_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
+    generation_shards: int = Field(
+        12,
+        ge=1,
+        le=1024,
+        json_schema_extra={"accepts": "a whole number 1-1024, fixed for the life of an APP_ID"},
+    )
+    generation_settle_seconds: float = Field(
+        3.0,
+        ge=0,
+        le=600,
+        json_schema_extra={"accepts": "a number of seconds 0-600"},
+    )
     backorder_timeout_days: float = Field(
         14.0,
         gt=0,
@@ -89,9 +101,7 @@ class Settings(BaseModel):
     p_bad_record: Probability = 0.001
 
     # Connectivity.
-    kafka_bootstrap: str = Field(
-        "127.0.0.1:9092", json_schema_extra={"accepts": "comma-separated host:port pairs"}
-    )
+    kafka_bootstrap: str = Field("127.0.0.1:9092", json_schema_extra={"accepts": "comma-separated host:port pairs"})
     schema_registry_url: str = Field(
         "http://127.0.0.1:8081/apis/ccompat/v7",
         repr=False,  # may carry user:password; display() shows it masked

@@ -44,7 +44,12 @@ class EmissionStats:
     agents: Counter[str] = field(default_factory=Counter)
     #: The stock ledger as this worker holds it: orders waiting for stock, items scheduled.
     ledger: dict[str, int] = field(default_factory=dict)
+    #: This worker's share of the target: TARGET_EPS x the diurnal factor x shards held / GENERATION_SHARDS.
     target_eps: float = 0.0
+    #: The deployment's target: TARGET_EPS x the diurnal factor.
+    group_target_eps: float = 0.0
+    #: The generation shards this worker holds.
+    shards: list[int] = field(default_factory=list)
     diurnal_factor: float = 1.0
     backpressure_waits: int = 0
     pending: int = 0
@@ -68,6 +73,8 @@ class EmissionStats:
         return {
             "state": self.state,
             "target_eps": round(self.target_eps, 3),
+            "group_target_eps": round(self.group_target_eps, 3),
+            "shards": list(self.shards),
             "diurnal_factor": round(self.diurnal_factor, 4),
             "emitted": self.emitted,
             "rate_10s": round(sum(meter.rate(now, 10) for meter in self.meters.values()), 2),

@@ -10,12 +10,17 @@ from app.generation import Catalog, PriceChange, Product
 
 
 async def load_catalog(dsn: str) -> Catalog:
-    """One snapshot of the reference tables the generator samples from: three queries at start, none per event."""
+    """One snapshot of the reference tables the generator samples from: three queries at start, none per event.
+
+    Products come at their list (seeded) prices: the generator's price walk moves them from there, the same way in
+    every shard, so a worker that starts after others have moved prices charges what they charge.
+    """
     async with aiopg.connect(dsn) as conn, conn.cursor() as cursor:
         await cursor.execute("select user_id, popularity from users order by user_id")
         users = await cursor.fetchall()
         await cursor.execute(
-            "select product_id, sku, name, category, price_cents, popularity, cost_cents from products"
+            "select product_id, sku, name, category, coalesce(list_price_cents, price_cents), popularity, cost_cents"
+            " from products"
             " order by product_id"
         )
         products = await cursor.fetchall()

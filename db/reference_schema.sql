@@ -141,6 +141,7 @@ create table if not exists products (
     category     text             not null,
     brand        text             not null,
     price_cents  bigint           not null constraint products_price_positive check (price_cents > 0),
+    list_price_cents bigint,
     cost_cents   bigint           not null constraint products_cost_positive check (cost_cents > 0),
     weight_grams integer          not null constraint products_weight_positive check (weight_grams > 0),
     popularity   double precision not null constraint products_popularity_positive check (popularity > 0),
@@ -157,6 +158,11 @@ comment on column products.name is 'Display name.';
 comment on column products.category is 'Catalogue category, e.g. Electronics.';
 comment on column products.brand is 'Brand the product is sold under.';
 comment on column products.price_cents is 'List price in cents (US dollars), as unit_price in the events.';
+-- Databases seeded before the column existed: their current price is the best list price there is.
+alter table products add column if not exists list_price_cents bigint;
+update products set list_price_cents = price_cents where list_price_cents is null;
+comment on column products.list_price_cents is
+    'The price as seeded. Price moves start from it, so every worker charges the same price at the same point.';
 comment on column products.cost_cents is 'Unit cost in cents: what the primary supplier charges; never above the price.';
 comment on column products.weight_grams is 'Shipping weight in grams.';
 comment on column products.popularity is

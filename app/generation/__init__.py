@@ -1,7 +1,7 @@
 """Event generation, pure: a seeded random.Random and the caller's clock in, Avro-shaped value dicts out."""
 
 from app.generation.catalog import Catalog, Product, search_terms
-from app.generation.config import GenerationConfig, GenerationSettings
+from app.generation.config import GenerationConfig, GenerationSettings, StreamPlace
 from app.generation.events import (
     CUSTOMER_INTERACTIONS,
     INVENTORY_CHANGES,
@@ -15,6 +15,7 @@ from app.generation.faults import BAD_KINDS, BYTE_LEVEL_KINDS, SEMANTIC_KINDS, U
 from app.generation.generator import EventGenerator
 from app.generation.rate import TokenBucket, diurnal_factor, local_hour
 from app.generation.sampler import RecentSet, Sampler
+from app.generation.shards import ShardStream, block_size, deal, shard_share
 
 __all__ = [
     "BAD_KINDS",
@@ -36,9 +37,14 @@ __all__ = [
     "Product",
     "RecentSet",
     "Sampler",
+    "ShardStream",
+    "StreamPlace",
     "TokenBucket",
+    "block_size",
     "corrupt",
+    "deal",
     "diurnal_factor",
     "local_hour",
     "search_terms",
+    "shard_share",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from app.generation.exceptions import GenerationError
@@ -149,6 +149,22 @@ class GenerationConfig:
             stream_eps=settings.target_eps,
         )
 
+    def for_shards(self, shards: int) -> GenerationConfig:
+        """The config of one of ``shards`` shards: each makes 1/shards of the events on a clock that keeps time.
+
+        The stream clock of a shard advances shards x 1000 / stream_eps ms per event, so think times and session
+        timeouts last as long as in one stream; the open sessions and pending follow-ups are shared out alike.
+        Recency (recent users and products) is a shard's own.
+        """
+        if shards == 1:
+            return self
+        return replace(
+            self,
+            stream_eps=self.stream_eps / shards,
+            max_open_sessions=max(1, math.ceil(self.max_open_sessions / shards)),
+            max_pending=max(1, math.ceil(self.max_pending / shards)),
+        )
+
     @property
     def mix(self) -> tuple[float, float, float]:
         """The weights of orders, interactions and inventory changes, in the order of KINDS."""
@@ -158,6 +174,29 @@ class GenerationConfig:
     def late_mu(self) -> float:
         """The mu of the late delay's lognormal: the log of its median."""
         return math.log(self.late_median_ms)
+
+
+@dataclass(frozen=True)
+class StreamPlace:
+    """Where one generator's events sit in a deployment's stream: shard ``shard`` of ``shards``, from its event
+    ``first_event`` on (its events are positions first_event x shards + shard, then every ``shards``-th)."""
+
+    shard: int = 0
+    shards: int = 1
+    first_event: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shard < self.shards:
+            msg = f"shard {self.shard} of {self.shards}: expected 0 <= shard < shards"
+            raise GenerationError(msg)
+        if self.first_event < 0:
+            msg = f"first event {self.first_event}: expected >= 0"
+            raise GenerationError(msg)
+
+    @property
+    def records_prices(self) -> bool:
+        """Shard 0 keeps the price moves for Postgres: every shard makes them, one writes them."""
+        return self.shard == 0
 
 
 def _check(name: str, value: Any, accepted: Callable[[Any], bool], accepts: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import count
 from typing import NamedTuple
 
 #: Event kinds: the topic roles of ``Settings.topics()``.
@@ -58,22 +57,28 @@ class PriceChange:
 
 
 class EventIds:
-    """Version-4 UUID strings for event ids, unique within a run by construction and cheap to make.
+    """Version-4 UUID strings for event ids, unique within a stream by construction and cheap to make.
 
-    The first 74 random bits are drawn once from the run's Random; the last 48 bits are a sequence number
-    scrambled by a bijection of 48-bit numbers (an odd multiplier, then an xorshift), so no two of a run's
-    first 2**48 ids meet and consecutive ids look unrelated. Runs with different seeds share a prefix with
+    The first 74 random bits are drawn once from ``random_bits``; the last 48 bits are a sequence number
+    scrambled by a bijection of 48-bit numbers (an odd multiplier, then an xorshift), so no two of a stream's
+    first 2**48 ids meet and consecutive ids look unrelated. Streams with different prefixes share one with
     probability 2**-74. A fresh 128 random bits per id cost twice as much, three times per event.
+
+    ``start`` is the first sequence number: a shard resumes past the numbers it reserved before, so it never
+    makes an id it made before (default: a random start, for a stream that is never resumed).
     """
 
-    __slots__ = ("_next", "_prefix")
+    __slots__ = ("_prefix", "sequence")
 
-    def __init__(self, random_bits: Callable[[int], int]) -> None:
+    def __init__(self, random_bits: Callable[[int], int], start: int | None = None) -> None:
         digits = ((random_bits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16).hex()
         self._prefix = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-"
-        self._next = count(random_bits(48)).__next__
+        #: The sequence number of the next id.
+        self.sequence = random_bits(48) if start is None else start
 
     def __call__(self) -> str:
         """The next id."""
-        tail = (self._next() & _LOW_48) * _SCRAMBLE & _LOW_48
+        sequence = self.sequence
+        self.sequence = sequence + 1
+        tail = (sequence & _LOW_48) * _SCRAMBLE & _LOW_48
         return f"{self._prefix}{tail ^ (tail >> 24):012x}"

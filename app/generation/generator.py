@@ -8,7 +8,7 @@ from bisect import bisect
 from collections import deque
 
 from app.generation.catalog import Catalog
-from app.generation.config import GenerationConfig
+from app.generation.config import GenerationConfig, StreamPlace
 from app.generation.events import (
     CUSTOMER_INTERACTIONS,
     DAMAGE,
@@ -22,10 +22,13 @@ from app.generation.events import (
 )
 from app.generation.exceptions import GenerationError
 from app.generation.faults import BAD_KINDS
+from app.generation.prices import PriceWalk
 from app.generation.sampler import Sampler
 from app.generation.sessions import SessionPool
 
 _NEGATIVE_QUANTITY = "negative_quantity"
+#: A deployment of one shard: the whole stream.
+ONE_STREAM = StreamPlace()
 
 
 class EventGenerator:
@@ -35,14 +38,39 @@ class EventGenerator:
     the mix, then its contents. Sessions and pending cart adds age on the stream clock, which advances
     1000 / stream_eps ms per event; ``now_ms`` only stamps the events. So a seed gives the same contents,
     ids included, however the events are split into batches and whenever the batches are made.
+
+    A generator is one shard's stream (``place``) of a deployment's: its events sit at positions
+    first_event x shards + shard, then every ``shards``-th, of the whole stream, and prices move at positions of
+    that whole stream (``PriceWalk``, drawn from ``price_rng``, which every shard must seed alike). ``ids``
+    default to a random start; a shard resuming passes the sequence numbers it reserved.
     """
 
-    def __init__(self, catalog: Catalog, config: GenerationConfig, rng: random.Random) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        config: GenerationConfig,
+        rng: random.Random,
+        *,
+        place: StreamPlace = ONE_STREAM,
+        ids: EventIds | None = None,
+        price_rng: random.Random | None = None,
+    ) -> None:
         self.config = config
+        self.place = place
         self.sampler = Sampler(
             catalog, rng, config.recent_users, config.recent_products, config.p_recent_user, config.p_recent_product
         )
-        self._id = EventIds(rng.getrandbits)
+        self._id = ids or EventIds(rng.getrandbits)
+        self.prices = PriceWalk(
+            price_rng or random.Random(rng.getrandbits(64)),
+            self.sampler.popularity,
+            self.sampler.prices,
+            self.sampler.costs,
+            self.sampler.product_ids,
+            config.price_move,
+            price_move_rate(config),
+            recording=place.records_prices,
+        )
         self.sessions = SessionPool(config, self.sampler, rng, self._id)
         self._carts = self.sessions.carts
         self._prices = self.sampler.prices  # the sampler's list: set_price shows here at once
@@ -58,10 +86,12 @@ class EventGenerator:
         self._restock_units = config.restock_units or balanced_restock(config)
         self._late_mu = config.late_mu
         self._clock_step = 1000.0 / config.stream_eps
-        self._clock_ms = 0.0
+        self._clock_ms = place.first_event * self._clock_step
+        #: The position of the last event made, in the whole stream (before the first: one step before it).
+        self._position = place.first_event * place.shards + place.shard - place.shards
+        self.prices.advance(self._position + place.shards - 1)  # every move before this shard's first event
         #: Orders to be returned: (order_id, product index, quantity).
         self._returns: deque[tuple[str, int, int]] = deque(maxlen=config.max_pending)
-        self._price_changes: list[PriceChange] = []
 
     def next_batch(self, count: int, now_ms: int) -> list[Event]:
         """Exactly ``count`` events emitted at ``now_ms`` (epoch milliseconds), in the mix of the weights."""
@@ -73,10 +103,13 @@ class EventGenerator:
         p_late, p_bad = self.config.p_late_event, self.config.p_bad_record
         late_delay, order, interaction, change = self._late_delay, self._order, self._interaction, self._change
         clock, clock_step = self._clock_ms, self._clock_step
+        position, step, walk = self._position, self.place.shards, self.prices
+        next_move = walk.next_at
         events: list[Event] = []
         append = events.append
         for _ in range(count):
             clock += clock_step
+            position += step
             late = late_delay() if rnd() < p_late else 0
             bad = BAD_KINDS[int(rnd() * len(BAD_KINDS))] if rnd() < p_bad else None
             draw = rnd()
@@ -86,7 +119,11 @@ class EventGenerator:
                 append(interaction(clock, now_ms, late, bad))
             else:
                 append(change(now_ms, late, bad))
+            if position + step > next_move:  # moves before this shard's next event: it charges them
+                walk.advance(position + step - 1)
+                next_move = walk.next_at
         self._clock_ms = clock
+        self._position = position
         return events
 
     @property
@@ -95,9 +132,11 @@ class EventGenerator:
         return self._clock_ms
 
     def drain_price_changes(self) -> list[PriceChange]:
-        """The price changes made since the last call, oldest first; later orders already charge them."""
-        changes, self._price_changes = self._price_changes, []
-        return changes
+        """The price changes made since the last call, oldest first; later orders already charge them.
+
+        Only a generator whose place records prices keeps them (one shard writes them for the deployment).
+        """
+        return self.prices.drain()
 
     def set_price(self, product_id: int, price_cents: int) -> None:
         """Charge ``price_cents`` for ``product_id`` from the next order on (a price changed elsewhere)."""
@@ -131,25 +170,9 @@ class EventGenerator:
             "session_id": session_id,
             "event_time": now_ms - late,
         }
-        if bad is None:  # a good order's background consequences: a price move of its product, a later return
-            if self._random() < self.config.p_update_price:
-                self._move_price(product)
-            if self._random() < self.config.p_update_inventory:
-                self._returns.append((order_id, product, quantity))
+        if bad is None and self._random() < self.config.p_update_inventory:  # a good order may be returned later
+            self._returns.append((order_id, product, quantity))
         return Event(ORDERS, order_id, value, now_ms, late, bad)
-
-    def _move_price(self, product: int) -> None:
-        low, high = self.config.price_move
-        move = low + (high - low) * self._random()
-        if self._random() < 0.5:
-            move = -move
-        prices = self.sampler.prices
-        old = prices[product]
-        new = max(self.sampler.costs[product], round(old * (1.0 + move)))
-        if new == old:  # at its cost, or a price of a few cents: up by a cent
-            new = old + 1
-        prices[product] = new
-        self._price_changes.append(PriceChange(self.sampler.product_ids[product], old, new))
 
     def _interaction(self, clock_ms: float, now_ms: int, late: int, bad: str | None) -> Event:
         if bad is None:
@@ -198,6 +221,12 @@ class EventGenerator:
         config = self.config
         delay = self._lognormal(self._late_mu, config.late_sigma)
         return int(min(max(delay, config.late_min_ms), config.late_max_ms))
+
+
+def price_move_rate(config: GenerationConfig) -> float:
+    """Price moves per event of the whole stream: P_UPDATE_PRICE per good order, as good orders' share of events."""
+    order_share = config.weight_orders / math.fsum(config.mix)
+    return config.p_update_price * order_share * (1.0 - config.p_bad_record)
 
 
 def cuts(weights: tuple[float, ...]) -> list[float]:

@@ -127,7 +127,9 @@ class Sampler:
         self.prices = [product.price_cents for product in catalog.products]
         self.costs = tuple(product.cost_cents for product in catalog.products)
         self.terms = catalog.search_terms()
-        self._products = AliasTable([product.popularity for product in catalog.products])
+        #: Products by popularity alone (read-only to callers).
+        self.popularity = AliasTable([product.popularity for product in catalog.products])
+        self._products = self.popularity
         self._index = {product_id: index for index, product_id in enumerate(self.product_ids)}
         self.recent_users = RecentSet(recent_users)
         self.recent_products = RecentSet(recent_products)

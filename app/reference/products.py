@@ -60,6 +60,7 @@ def generate_products(count: int, rng: random.Random) -> list[ProductRow]:
                 category=category.name,
                 brand=brand,
                 price_cents=price,
+                list_price_cents=price,
                 cost_cents=draw_cost(price, category, rng),
                 weight_grams=draw_weight(category, rng),
                 popularity=popularity[index],

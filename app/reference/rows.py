@@ -65,6 +65,8 @@ class ProductRow(NamedTuple):
     category: str
     brand: str
     price_cents: int
+    #: The seeded price, kept when price_cents moves.
+    list_price_cents: int
     cost_cents: int
     weight_grams: int
     popularity: float
