@@ -187,6 +187,12 @@ function showStats(stats) {{
   setText("rate-total", Number(stats.rate_10s || 0).toFixed(1));
   setText("dead-letters", String((stats.agents || {{}})["dead letters"] || 0));
   setText("backlog", String((stats.ledger || {{}}).backlog || 0));
+  setText("shards", (stats.shards || []).join(", ") || "none");
+  if (stats.group) {{
+    setText("group-rate", Number(stats.group.rate_10s || 0).toFixed(1));
+    setText("group-target", Number(stats.group.target_eps || 0).toFixed(1));
+    setText("group-workers", String(stats.group.workers.length));
+  }}
 }}
 async function getJson(path) {{
   const response = await fetch(path, {{cache: "no-store"}});
@@ -245,6 +251,11 @@ def rate_rows(report: Mapping[str, Any]) -> str:
     )
 
 
+def shard_list(report: Mapping[str, Any]) -> str:
+    """The generation shards this worker emits, as the page shows them."""
+    return ", ".join(str(shard) for shard in report.get("shards") or []) or "none"
+
+
 def render_page(inventory: Mapping[str, Any] | None, notice: str, report: Mapping[str, Any], dead_letters: int) -> str:
     """The HTML page: ``inventory`` is the first page of ``GET /inventory/`` (None with a ``notice`` instead)."""
     items = inventory["items"] if inventory is not None else []
@@ -264,6 +275,10 @@ def render_page(inventory: Mapping[str, Any] | None, notice: str, report: Mappin
 <p>All topics: <span id="rate-total">{float(report.get("rate_10s") or 0):.1f}</span> events/s.
 Dead letters: <strong id="dead-letters">{dead_letters}</strong>.
 Orders waiting for stock: <strong id="backlog">{int((report.get("ledger") or {}).get("backlog") or 0)}</strong>.</p>
+<p>Generation shards emitted here: <span id="shards">{html.escape(shard_list(report))}</span>.
+All workers of the group: <span id="group-rate">-</span> events/s of a target of
+<span id="group-target">{float(report.get("group_target_eps") or 0):.1f}</span>, from
+<span id="group-workers">-</span> worker(s).</p>
 <h2>Inventory</h2>
 <p class="muted"><span id="inventory-shown">{len(items)}</span> of
 <span id="inventory-total">{int(total)}</span> products, by product id.</p>

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -57,6 +58,25 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+#: WEB_HOST's value for "the address this machine's host name resolves to".
+AUTO_HOST = "auto"
+
+
+def advertised_host(web_host: str) -> str:
+    """The host other workers reach this one by: WEB_HOST, or with ``auto`` the address of this machine's name.
+
+    ``auto`` suits the containers of a scaled compose service (``--scale datagen=3``): they share one service name,
+    but each has its own address, which is what Faust's routed views must reach.
+    """
+    if web_host != AUTO_HOST:
+        return web_host
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError as error:
+        log.warning("WEB_HOST=auto: this machine's name does not resolve (%s); using 127.0.0.1", error)
+        return "127.0.0.1"
+
+
 def restore_root_log_level(root: logging.Logger | None = None) -> None:
     """Undo what Faust's start-up spinner did to the root logger once start-up is over.
 
@@ -87,7 +107,7 @@ def create_app(settings: Settings) -> faust.App:
         # changelog reading, and the tables are small enough to recover from their changelogs when partitions move.
         table_standby_replicas=0,
         web_bind=settings.web_bind,
-        web_host=settings.web_host,
+        web_host=advertised_host(settings.web_host),
         web_port=settings.web_port,
         autodiscover=False,
         Worker=DatagenWorker,  # a stop ends in bounded time when Kafka is gone (app/shutdown.py)

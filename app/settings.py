@@ -126,7 +126,9 @@ class Settings(BaseModel):
     app_id: str = Field("retail-datagen", min_length=1, json_schema_extra={"accepts": "a non-empty name"})
     web_bind: str = Field("127.0.0.1", min_length=1, json_schema_extra={"accepts": "an address to listen on"})
     web_host: str = Field(
-        "127.0.0.1", min_length=1, json_schema_extra={"accepts": "the host name other workers reach this one by"}
+        "127.0.0.1",
+        min_length=1,
+        json_schema_extra={"accepts": "a host name the other workers reach, or auto (this machine's address)"},
     )
     web_port: int = Field(6066, ge=1, le=65535, json_schema_extra={"accepts": "a port number 1-65535"})
     data_dir: str = Field("./.faust-data", min_length=1, json_schema_extra={"accepts": "a directory path"})

@@ -1,11 +1,13 @@
-"""Benchmark of event generation: rate accuracy at given targets (f), and the most one worker can emit (b).
+"""Benchmark of event generation: rate accuracy at given targets (f), and the most workers can emit (b).
 
-Used by ``bench/run.py`` (``make bench``). Each run starts a fresh worker (``bench.worker.bench_worker``) with the
-fulfilment agents off (AGENTS_ENABLED=false: a worker that only generates) and a flat rate, lets it settle, then
-reads ``/stats/`` at the start and end of the window: achieved = events emitted in the window / window seconds.
-The ceiling run asks for a rate far beyond reach (TARGET_EPS=1,000,000) and also reports the worker's CPU
-microseconds per event (utime + stime from ``/proc/<pid>/stat``) and its resident memory (VmRSS) at the end of
-the window, and the mean size of the records it wrote (what the Kafka ceiling (a) is run at).
+Used by ``bench/run.py`` (``make bench``). Each run starts fresh workers of one APP_ID (``bench.worker.bench_workers``)
+with the fulfilment agents off (AGENTS_ENABLED=false: workers that only generate) and a flat rate, waits until they
+hold every generation shard between them, lets them settle, then reads the high watermarks of the generated topics
+at the start and end of the window: achieved = records Kafka took in the window / window seconds. What the workers
+queued in their producers (their ``/stats/``) is reported beside it. The ceiling runs ask for a rate far beyond reach
+(TARGET_EPS=1,000,000) and also report the workers' CPU microseconds per delivered event (utime + stime from
+``/proc/<pid>/stat``), their resident memory (VmRSS) at the end of the window, and the mean size of the records
+written (what the Kafka ceiling (a) is run at).
 """
 
 from __future__ import annotations
@@ -15,42 +17,60 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bench.producer_perf import mean_record_bytes
-from bench.worker import BenchWorker, bench_worker
+from bench.worker import BenchWorker, bench_workers, delivered
 
 CEILING_TARGET = 1_000_000.0
 GENERATE_ONLY = {"AGENTS_ENABLED": "false"}
+#: The topics a generate-only worker writes (with the agents off, inventory changes go straight to their topic).
+GENERATED = ("orders", "customer_interactions", "inventory_changes")
 
 
-def measure(worker: BenchWorker, target: float, window: float, settle: float) -> dict[str, float]:
-    """Achieved rate, CPU per event and resident memory of ``worker`` over ``window`` s after ``settle`` s."""
+def measure(workers: list[BenchWorker], target: float, window: float, settle: float) -> dict[str, float]:
+    """Delivered rate, CPU per event and resident memory of ``workers`` over ``window`` s after ``settle`` s."""
+    topics = [workers[0].topics[role] for role in GENERATED]
     time.sleep(settle)
-    first, cpu_first, t_first = worker.stats(), worker.cpu_seconds(), time.monotonic()
+    t_first, first = time.monotonic(), delivered(topics)
+    queued_first = sum(worker.stats()["emitted"] for worker in workers)
+    cpu_first = sum(worker.cpu_seconds() for worker in workers)
     time.sleep(window)
-    last, cpu_last, t_last = worker.stats(), worker.cpu_seconds(), time.monotonic()
-    emitted = last["emitted"] - first["emitted"]
-    achieved = emitted / (t_last - t_first)
+    t_last, last = time.monotonic(), delivered(topics)
+    queued_last = sum(worker.stats()["emitted"] for worker in workers)
+    cpu_last = sum(worker.cpu_seconds() for worker in workers)
+    waits = sum(worker.stats()["backpressure_waits"] for worker in workers)
+    seconds = t_last - t_first
+    achieved = (last - first) / seconds
     return {
         "target": target,
+        "workers": len(workers),
         "achieved": round(achieved, 2),
+        "queued": round((queued_last - queued_first) / seconds, 2),
         "ratio": round(achieved / target, 4),
-        "cpu_us_per_event": round((cpu_last - cpu_first) / max(emitted, 1) * 1e6, 2),
-        "rss_mb": round(worker.rss_mb(), 1),
-        "backpressure_waits": last["backpressure_waits"],
-        "window_s": round(t_last - t_first, 2),
+        "cpu_us_per_event": round((cpu_last - cpu_first) / max(last - first, 1) * 1e6, 2),
+        "rss_mb": round(max(worker.rss_mb() for worker in workers), 1),
+        "backpressure_waits": waits,
+        "window_s": round(seconds, 2),
     }
 
 
 def run_at(
-    target: float, window: float, data_dir: Path, env: Mapping[str, str] | None = None, settle: float = 5.0
+    target: float,
+    window: float,
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+    settle: float = 5.0,
+    workers: int = 1,
 ) -> dict[str, float]:
-    """Rate accuracy (f): a generate-only worker at ``target`` events/s, measured over ``window`` s."""
-    with bench_worker(target, data_dir, {**GENERATE_ONLY, **(env or {})}) as worker:
-        return measure(worker, target, window, settle)
+    """Rate accuracy (f): ``workers`` generate-only workers at ``target`` events/s in all, over ``window`` s."""
+    with bench_workers(target, workers, data_dir, {**GENERATE_ONLY, **(env or {})}) as running:
+        return measure(running, target, window, settle)
 
 
-def ceiling(window: float, data_dir: Path, env: Mapping[str, str] | None = None, settle: float = 5.0) -> dict:
-    """Generation ceiling (b): a generate-only worker asked for far more than it can do, plus its mean record size."""
-    with bench_worker(CEILING_TARGET, data_dir, {**GENERATE_ONLY, **(env or {})}) as worker:
-        row: dict = measure(worker, CEILING_TARGET, window, settle)
-        row["record_size"] = mean_record_bytes(list(worker.topics.values()))
+def ceiling(
+    window: float, data_dir: Path, env: Mapping[str, str] | None = None, settle: float = 5.0, workers: int = 1
+) -> dict:
+    """Generation ceiling (b): ``workers`` generate-only workers asked for far more than they can do, plus the mean
+    record size."""
+    with bench_workers(CEILING_TARGET, workers, data_dir, {**GENERATE_ONLY, **(env or {})}) as running:
+        row: dict = measure(running, CEILING_TARGET, window, settle)
+        row["record_size"] = mean_record_bytes(list(running[0].topics.values()))
         return row

@@ -3,9 +3,9 @@
     .venv/bin/python -m bench.lag_bench --mode kafka --workers 2 --targets 1000 3000 [--window 20]
 
 (c) runs in each inventory mode (CANON_INVENTORY=kafka and =postgres), each on its own ladder of targets. Every
-step runs ``workers`` fresh worker processes of one APP_ID (``bench.worker.bench_workers``): the first generates
-and runs every agent, the others run the agents only (GENERATION_ENABLED=false), each with its own WEB_PORT and
-DATA_DIR, on a fresh copy of the seeded database (the Postgres ledger's bookkeeping is tied to the offsets of the
+step runs ``workers`` fresh worker processes of one APP_ID (``bench.worker.bench_workers``), each generating its
+generation shards (together the target) and running every agent, each with its own WEB_PORT and DATA_DIR, on a
+fresh copy of the seeded database (the Postgres ledger's bookkeeping is tied to the offsets of the
 step's own requests topic, and a kafka step must not start from stock a postgres step moved).
 
 Lag counts input events not yet decided: the lag of the step's consumer group (its APP_ID) on the orders topic plus
@@ -283,18 +283,23 @@ def agent_counts(workers: list[BenchWorker]) -> Counter[str]:
     return total
 
 
+def emitted_by(workers: list[BenchWorker]) -> int:
+    """Events the workers' generators have emitted, all together."""
+    return sum(int(worker.stats()["emitted"]) for worker in workers)
+
+
 def sample_window(workers: list[BenchWorker], window: float, dsn: str) -> tuple[list[Sample], float, dict]:
     """Lag samples over ``window`` s, the generator's achieved rate and what the window used (CPU, decisions)."""
     first = workers[0]
     reader = LagReader(first.app_id, consumed_topics(first))
     broker = broker_pid()
     counts_before = agent_counts(workers)
-    usage_before, emitted_before = Usage.now(workers, broker, dsn), first.stats()["emitted"]
+    usage_before, emitted_before = Usage.now(workers, broker, dsn), emitted_by(workers)
     samples: list[Sample] = []
     while (now := time.monotonic()) < usage_before.at + window:
         samples.append(Sample(now - usage_before.at, *reader.read()))
         time.sleep(max(0.0, SAMPLE_SECONDS - (time.monotonic() - now)))
-    usage, emitted = Usage.now(workers, broker, dsn), first.stats()["emitted"]
+    usage, emitted = Usage.now(workers, broker, dsn), emitted_by(workers)
     seconds = usage.at - usage_before.at
     counts = agent_counts(workers)
     counts.subtract(counts_before)

@@ -4,11 +4,13 @@
 
 Runs against the local stack (``bash stack/stack.sh up``), one step after another, each on fresh topics:
   (e) seeding 100,000 users and 10,000 products into a throwaway database (bench/seed_bench.py);
-  (b) the generation ceiling, a generate-only worker asked for 1,000,000 events/s (bench/generation_bench.py),
-      whose records also give the mean record size (a) runs at;
+  (b) the generation ceiling: generate-only workers (1, then 2) asked for 1,000,000 events/s, counting what reached
+      Kafka (the topics' high watermarks) (bench/generation_bench.py); the first run's records also give the mean
+      record size (a) runs at;
   (a) Kafka's own ProducerPerformance at that size with our producer settings (bench/producer_perf.py), and
-      the ratio (b) / (a) of this run;
-  (f) rate accuracy at 10, 1,000 and 10,000 events/s (bench/generation_bench.py);
+      the ratio (b) / (a) of this run for each number of workers;
+  (f) rate accuracy at 10, 1,000 and 10,000 events/s with one worker, and of the total rate of 2 and 3 workers at
+      10,000 events/s (bench/generation_bench.py);
   (d) the resident memory of a worker with every agent on, at rest and at the (c) rate (bench/lag_bench.py);
   (c) the highest target whose lag in input events not yet decided stays flat, with every agent on, in each
       inventory mode (CANON_INVENTORY=kafka, then =postgres), each its own ladder of ``Plan.workers`` worker
@@ -57,7 +59,9 @@ class Plan:
     seed_products: int = 10_000
     ceiling_window: float = 60.0
     perf_seconds: float = 20.0
+    ceiling_workers: tuple[int, ...] = (1, 2)  # (b) once per number of workers; the first gives the record size
     accuracy_targets: tuple[float, ...] = (10.0, 1_000.0, 10_000.0)
+    group_accuracy: tuple[tuple[int, float], ...] = ((2, 10_000.0), (3, 10_000.0))  # (f) (workers, target)
     accuracy_window: float = 60.0
     low_rate_window: float = 60.0  # targets <= BESIDE_REST: they run beside the (d)-at-rest worker anyway
     settle: float = 5.0
@@ -65,7 +69,7 @@ class Plan:
     ladder_window: float = 60.0
     ladder_settle: tuple[float, float] = (10.0, 90.0)  # at least, at most (see bench/lag_bench.py)
     ladder_budget: float | None = None  # seconds per mode; no new step once it would be exceeded
-    workers: int = 2  # worker processes per (c) step: one generates, the others only run the agents
+    workers: int = 2  # worker processes per (c) step, each generating its shards and running the agents
     modes: tuple[str, ...] = lag_bench.MODES  # CANON_INVENTORY of each (c) ladder
 
 
@@ -84,6 +88,8 @@ QUICK = Plan(
     workers=1,
 )
 
+#: Issue 6's and issue 12's (b) targets by number of workers, events/s delivered to Kafka.
+CEILING_TARGETS = {1: 50_000, 2: 100_000}
 #: Issue 11's (c) target in each inventory mode, events/s.
 END_TO_END_TARGETS = {"kafka": 10_000, "postgres": 5_000}
 
@@ -134,8 +140,11 @@ def _workers(
     """
     settings = load_settings(os.environ)
     clock = time.monotonic()
-    _log(f"(b) generation ceiling over {plan.ceiling_window:.0f} s")
-    figures["generation"] = generation_bench.ceiling(plan.ceiling_window, work_dir, env, plan.settle)
+    figures["ceilings"] = []
+    for count in plan.ceiling_workers:
+        _log(f"(b) generation ceiling, {count} worker(s), over {plan.ceiling_window:.0f} s")
+        figures["ceilings"].append(generation_bench.ceiling(plan.ceiling_window, work_dir, env, plan.settle, count))
+    figures["generation"] = figures["ceilings"][0]
     record_size = figures["generation"]["record_size"]
     phases["b"], clock = time.monotonic() - clock, time.monotonic()
     _log(f"(a) Kafka ProducerPerformance at {record_size} bytes per record, about {plan.perf_seconds:.0f} s")
@@ -151,6 +160,11 @@ def _workers(
         figures["rest_rss_mb"] = rest.result()
     high = [target for target in plan.accuracy_targets if target > BESIDE_REST]
     figures["accuracy"] += _accuracy(high, plan.accuracy_window, plan, work_dir, env)
+    for count, target in plan.group_accuracy:
+        _log(f"(f) rate accuracy, {count} workers together at {target:,.0f} events/s, {plan.accuracy_window:.0f} s")
+        figures["accuracy"].append(
+            generation_bench.run_at(target, plan.accuracy_window, work_dir, env, plan.settle, count)
+        )
     phases["f+d"], clock = time.monotonic() - clock, time.monotonic()
     figures["end_to_end"] = {}
     for mode in plan.modes:
@@ -186,11 +200,16 @@ def rows(figures: dict) -> list[dict]:
     table = [
         _row("(a) Kafka ProducerPerformance", kafka["records_per_s"], "records/s",
              f"{kafka['mb_per_s']:.1f} MB/s at {kafka['record_size']} B/record"),
-        _row("(b) generation, agents off", gen["achieved"], "events/s",
-             f"{gen['cpu_us_per_event']:.1f} CPU us/event, {gen['rss_mb']:.0f} MB", ">= 50000",
-             gen["achieved"] >= 50_000),
-        _row("(b)/(a) ratio", round(gen["achieved"] / kafka["records_per_s"], 4), "", "same run"),
     ]
+    for row in figures.get("ceilings", [gen]):
+        count = row.get("workers", 1)
+        goal = CEILING_TARGETS.get(count)
+        table.append(_row(f"(b) generation, {count} worker(s), agents off", row["achieved"], "events/s",
+                          f"delivered to Kafka; {row.get('queued', 0):,.0f}/s queued; "
+                          f"{row['cpu_us_per_event']:.1f} CPU us/event, {row['rss_mb']:.0f} MB",
+                          "" if goal is None else f">= {goal}", None if goal is None else row["achieved"] >= goal))
+        table.append(_row(f"(b)/(a) ratio, {count} worker(s)", round(row["achieved"] / kafka["records_per_s"], 4),
+                          "", "same run"))
     for mode, e2e in figures["end_to_end"].items():
         goal = END_TO_END_TARGETS[mode]
         table.append(_row(f"(c) end to end, flat lag ({mode} mode)", e2e["events_per_s"], "events/s",
@@ -205,7 +224,8 @@ def rows(figures: dict) -> list[dict]:
     table.append(_row("(e) seed 100k users + 10k products", seed["seconds"], "s",
                       f"{seed['rows_per_second']:,} rows/s, {seed['rows']:,} rows", "< 15", seed["seconds"] < 15))
     for row in figures["accuracy"]:
-        table.append(_row(f"(f) accuracy at {row['target']:,.0f}/s", row["ratio"], "achieved/target",
+        who = "" if row.get("workers", 1) == 1 else f", {row['workers']} workers"
+        table.append(_row(f"(f) accuracy at {row['target']:,.0f}/s{who}", row["ratio"], "achieved/target",
                           f"{row['achieved']:.1f}/s over {row['window_s']:.0f} s", "within 1%",
                           abs(row["ratio"] - 1) <= 0.01))
     return table

@@ -2,8 +2,8 @@
 
 Every benchmark step runs fresh workers through :func:`bench_workers` (one: :func:`bench_worker`): one APP_ID per
 step (so its own consumer group and changelog topics), its own six topics, a flat rate (DIURNAL_ENABLED=false) and
-MAX_EVENTS unset. The first worker generates (and runs the agents when they are on); the others run with
-GENERATION_ENABLED=false, each with its own WEB_PORT and DATA_DIR, and share the group's partitions with the first.
+MAX_EVENTS unset. The workers start together, each with its own WEB_PORT and DATA_DIR; between them they hold every
+generation shard (so together they emit TARGET_EPS) and share the group's partitions.
 On exit the workers are stopped and every Kafka topic and the consumer group they used are deleted, so repeated runs
 do not fill the broker's disk. CPU and memory are read from ``/proc``, the broker's and Postgres's too.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
@@ -76,9 +76,17 @@ class BenchWorker:
         """Wait until the generator reports ``running``; SystemExit naming the log if it never does."""
         self._wait(lambda stats: stats["state"] == "running", timeout)
 
-    def wait_answering(self, timeout: float = START_TIMEOUT) -> None:
-        """Wait until ``/stats/`` answers (a worker with GENERATION_ENABLED=false never reports ``running``)."""
-        self._wait(lambda stats: True, timeout)
+    def wait_group(self, workers: int, timeout: float = START_TIMEOUT) -> None:
+        """Wait until ``workers`` workers of the group answer and between them generate every shard."""
+
+        def whole(stats: dict) -> bool:
+            group = stats.get("group") or {}
+            members = [member for member in group.get("workers", []) if member["reachable"]]
+            generating = sorted(shard for member in members for shard in member["generating"])
+            assigned = sorted(shard for member in group.get("workers", []) for shard in member["shards"])
+            return len(members) == workers and bool(generating) and generating == assigned
+
+        self._wait(whole, timeout)
 
     def _wait(self, ready: Callable[[dict], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -175,21 +183,17 @@ def _launch(tag: str, member: str, target: float, data_dir: Path, overrides: Map
 def bench_workers(
     target: float, count: int, data_dir: Path, overrides: Mapping[str, str] | None = None
 ) -> Iterator[list[BenchWorker]]:
-    """``count`` workers of one APP_ID at ``target`` events/s with ``overrides``; cleaned up afterwards.
+    """``count`` workers of one APP_ID at ``target`` events/s in all with ``overrides``; cleaned up afterwards.
 
-    The first starts alone and is waited for until it generates (a first worker opens the ledger with the seeded
-    stock before it generates, so the others never see an empty ledger); then the others start with
-    GENERATION_ENABLED=false and are waited for until their web server answers.
+    They start together and are waited for until all answer and, between them, generate every shard.
     """
     tag = uuid.uuid4().hex[:8]
     workers: list[BenchWorker] = []
     try:
-        workers.append(_launch(tag, tag, target, data_dir, overrides or {}))
-        workers[0].wait_running()
-        agents_only = {**(overrides or {}), "GENERATION_ENABLED": "false"}
-        workers += [_launch(tag, f"{tag}-{n}", target, data_dir, agents_only) for n in range(2, count + 1)]
-        for worker in workers[1:]:
-            worker.wait_answering()
+        workers += [_launch(tag, f"{tag}-{n}", target, data_dir, overrides or {}) for n in range(1, count + 1)]
+        for worker in workers:
+            worker.wait_running()
+        workers[0].wait_group(count)
         yield workers
     finally:
         stop([worker.process for worker in workers])
@@ -236,6 +240,19 @@ def database_copy(server: str, source: str, prefix: str) -> Iterator[str]:
         yield dsn_for(server, name)
     finally:
         drop_database(server, name)
+
+
+def delivered(topics: list[str]) -> int:
+    """The records Kafka holds on ``topics``: the sum of their partitions' high watermarks."""
+    consumer = Consumer({"bootstrap.servers": KAFKA_BOOTSTRAP, "group.id": f"bench-marks-{uuid.uuid4().hex}"})
+    try:
+        total = 0
+        for topic in topics:
+            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                total += consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        return total
+    finally:
+        consumer.close()
 
 
 def admin() -> AdminClient:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # N workers of one APP_ID on this machine, sharing the partitions through Kafka's group protocol:
-#   worker 1 generates and runs the agents; workers 2..N only run the agents (GENERATION_ENABLED=false).
+#   each generates the generation shards Kafka assigns it (together TARGET_EPS) and runs the agents.
 # Each has its own web port (WEB_PORT, WEB_PORT+1, ...) and data directory (DATA_DIR/worker-<i>); every log
 # line is prefixed with [worker-<i>]. Ctrl-C (or SIGTERM) stops them all.
 # Usage: stack/workers.sh [N]   (default 2; the other settings come from the environment as for one worker)
@@ -15,12 +15,10 @@ pids=()
 stop() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait; }
 trap stop INT TERM
 for ((i = 1; i <= N; i++)); do
-  generation=false
   mkdir -p "$BASE_DIR/worker-$i"
-  [[ $i == 1 ]] && generation=${GENERATION_ENABLED:-true}
   (
     cd "$ROOT"
-    WEB_PORT=$((BASE_PORT + i - 1)) DATA_DIR="$BASE_DIR/worker-$i" GENERATION_ENABLED=$generation \
+    WEB_PORT=$((BASE_PORT + i - 1)) DATA_DIR="$BASE_DIR/worker-$i" \
       exec "$FAUST" -A app worker -l info 2>&1
   ) > >(sed -u "s/^/[worker-$i] /") &
   pids+=($!)

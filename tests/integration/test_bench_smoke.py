@@ -1,6 +1,6 @@
 """The benchmark harness (``make bench``) still runs end to end: tiny windows, every figure (a)-(f) produced.
 
-(c) runs in both inventory modes with two worker processes a step (one generating, one running the agents only).
+(c) runs in both inventory modes with two worker processes a step, each generating its shards and running agents.
 
 Benchmarks are not tests: nothing here looks at a timing, only that each figure is a number and the JSON is written.
 """
@@ -22,8 +22,10 @@ TINY = Plan(
     seed_users=2_000,
     seed_products=200,
     ceiling_window=3.0,
+    ceiling_workers=(1,),
     perf_seconds=1.0,
     accuracy_targets=(10.0,),
+    group_accuracy=(),
     accuracy_window=2.0,
     low_rate_window=2.0,
     settle=1.0,

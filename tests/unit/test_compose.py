@@ -94,8 +94,12 @@ def app_default(name: str) -> str:
     return str(value)
 
 
+#: Service name -> the host ports its last published port may take (filled by ``published_ports``).
+published_ranges: dict[str, range] = {}
+
+
 def published_ports(name: str) -> dict[int, int]:
-    """Container port -> host port, for every port that service ``name`` publishes."""
+    """Container port -> host port (the first of a range), for every port that service ``name`` publishes."""
     published = {}
     for port in service(name).get("ports", []):
         if isinstance(port, dict):
@@ -103,7 +107,9 @@ def published_ports(name: str) -> dict[int, int]:
         else:
             text = interpolate(port).split("/")[0]
             *_, host, container = text.split(":")
-        published[int(interpolate(str(container)))] = int(interpolate(str(host)))
+        first, _, last = interpolate(str(host)).partition("-")  # a range: one host port per scaled container
+        published[int(interpolate(str(container)))] = int(first)
+        published_ranges[name] = range(int(first), int(last or first) + 1)
     return published
 
 
@@ -329,10 +335,16 @@ def test_connection_defaults_name_the_compose_services() -> None:
         assert host in compose()["services"], f"{host} is not a compose service"
 
 
-def test_the_worker_listens_on_every_interface_and_is_reached_by_its_service_name() -> None:
+def test_the_worker_listens_on_every_interface_and_is_reached_by_its_own_address() -> None:
     assert compose_default("WEB_BIND") == "0.0.0.0"
-    assert compose_default("WEB_HOST") == "datagen"
+    # Scaled containers share the service name: each advertises its own address for Faust's routed views.
+    assert compose_default("WEB_HOST") == "auto"
     assert int(compose_default("WEB_PORT")) in published_ports("datagen")
+
+
+def test_three_scaled_workers_each_get_a_host_port() -> None:
+    published_ports("datagen")
+    assert len(published_ranges["datagen"]) >= 3
 
 
 def test_data_dir_is_the_directory_the_image_prepares() -> None:

@@ -153,3 +153,12 @@ def test_size_bounds_are_the_seeds() -> None:
             load_settings({variable: str(bound + 1)})
         with pytest.raises(SettingsError, match=variable):
             load_settings({variable: "0"})
+
+
+def test_web_host_auto_is_this_machine_s_address() -> None:
+    import socket
+
+    from app.main import advertised_host
+
+    assert advertised_host("worker-3.example") == "worker-3.example"
+    assert advertised_host("auto") == socket.gethostbyname(socket.gethostname())

@@ -123,6 +123,8 @@ def test_warehouse_items_cover_what_is_kept_there_and_what_it_holds() -> None:
 
 REPORT = {
     "rate_10s": 12.34,
+    "shards": [0, 5, 11],
+    "group_target_eps": 250.0,
     "agents": {"dead letters": 4},
     "topics": {"orders.x": {"emitted": 100, "rate_10s": 9.87, "rate_60s": 1.0}},
 }
@@ -140,6 +142,8 @@ def test_the_page_shows_inventory_rates_and_dead_letters() -> None:
     assert '<td>orders.x</td><td class="n">9.9</td><td class="n">100</td>' in page
     assert '<span id="rate-total">12.3</span>' in page
     assert '<strong id="dead-letters">4</strong>' in page
+    assert '<span id="shards">0, 5, 11</span>' in page
+    assert '<span id="group-target">250.0</span>' in page
 
 
 def test_the_page_escapes_what_it_renders() -> None:
