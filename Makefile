@@ -28,7 +28,7 @@ install: $(STAMP) $(CHROMIUM)
 run: install stack-up
 	$(BIN)/faust -A app worker -l info
 
-# N workers of one APP_ID (default 2): the first generates, the others only run agents; logs prefixed.
+# N workers of one APP_ID (default 2), splitting the generation shards and the agents' partitions; logs prefixed.
 N ?= 2
 run-workers: install stack-up
 	bash stack/workers.sh $(N)

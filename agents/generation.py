@@ -307,6 +307,7 @@ class GenerationAgent:
         assert keeper is not None
         assert catalog is not None
         epoch = keeper.epoch
+        keeper.check_partitions()
         owned = keeper.owned()
         kept = {shard: stream for shard, stream in generation.streams.items() if shard in owned}
         new = [shard for shard in owned if shard not in kept]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from typing import Any
 
@@ -51,6 +53,19 @@ class ShardKeeper:
         """The shards whose partitions this worker holds now, in order."""
         actives = self._app.assignor.assigned_actives()
         return sorted(tp.partition for tp in actives if tp.topic == self.topic)
+
+    def check_partitions(self) -> None:
+        """Exit with status 2 and one line when the table's changelog has another number of partitions than
+        GENERATION_SHARDS (it was made by a run with another value): shards would be skipped or unknown."""
+        found = self._app.consumer.topic_partitions(self.topic)
+        if found is not None and found != self.count:
+            print(
+                f"retail-datagen: GENERATION_SHARDS={self.count}: the shards table of this APP_ID "
+                f"({self.topic}) has {found} partitions; accepted: GENERATION_SHARDS={found}, or a new APP_ID",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(2)
 
     def settled(self) -> bool:
         """True once the tables of the assignment are recovered and it has held for GENERATION_SETTLE_SECONDS."""

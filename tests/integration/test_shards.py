@@ -36,6 +36,8 @@ SMALL = {"N_USERS": "300", "N_PRODUCTS": "200", "N_WAREHOUSES": "2", "N_SUPPLIER
 STARTED = re.compile(r"started ((?:\d+ at event \d+(?:, )?)+)")
 #: Fields that carry times: the only ones allowed to differ between runs of one seed.
 TIMES = {"event_time", "eta"}
+#: Faust's BROKER_SESSION_TIMEOUT in the kill test: how long the group takes to notice a dead worker.
+SESSION = 8
 GENERATED = ("TOPIC_ORDERS", "TOPIC_CUSTOMER_INTERACTIONS", "TOPIC_INVENTORY_CHANGES")
 
 
@@ -257,7 +259,7 @@ def test_a_killed_worker_s_shards_move_and_no_id_is_made_twice(
         "TARGET_EPS": "1500",
         "DIURNAL_ENABLED": "false",
         "AGENTS_ENABLED": "false",
-        "BROKER_SESSION_TIMEOUT": "8",
+        "BROKER_SESSION_TIMEOUT": str(SESSION),
         "BROKER_HEARTBEAT_INTERVAL": "1",
     }
     with group(tmp_path / "first", 2, settings) as (keeper, victim):
@@ -266,7 +268,8 @@ def test_a_killed_worker_s_shards_move_and_no_id_is_made_twice(
         before = len(started_shards(keeper))
         victim.process.send_signal(signal.SIGKILL)
         victim.process.wait()
-        wait_for(lambda: all_shards_held([keeper], 1), "the survivor to take over every shard", timeout=60)
+        # Back to every shard generating, so to the whole rate, within the session timeout plus 10 s.
+        wait_for(lambda: all_shards_held([keeper], 1), "the survivor to take over every shard", timeout=SESSION + 10)
         time.sleep(2.0)
         with group(tmp_path / "again", 1, settings) as (restarted,):
             wait_for(lambda: all_shards_held([keeper, restarted], 2), "the restarted worker to take shards back")
@@ -286,3 +289,13 @@ def test_a_killed_worker_s_shards_move_and_no_id_is_made_twice(
     assert len(by_id) > 10_000
     twice = {identifier: raws for identifier, raws in by_id.items() if len(raws) > 1}
     assert not twice, f"{len(twice)} ids made twice with different contents, e.g. {next(iter(twice))}"
+
+    # The APP_ID's shards table now has 12 partitions: another GENERATION_SHARDS is refused in one line.
+    with run_worker(tmp_path / "other-count", {**settings, "GENERATION_SHARDS": "5"}) as refused:
+        assert refused.process.wait(timeout=120) == 2
+        lines = [line for line in refused.log().splitlines() if line.startswith("retail-datagen:")]
+        table = f"{settings['APP_ID']}-generation-shards-changelog"
+        assert lines == [
+            f"retail-datagen: GENERATION_SHARDS=5: the shards table of this APP_ID ({table}) has {SHARDS} "
+            f"partitions; accepted: GENERATION_SHARDS={SHARDS}, or a new APP_ID"
+        ]
