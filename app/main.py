@@ -94,6 +94,25 @@ def restore_root_log_level(root: logging.Logger | None = None) -> None:
         root.setLevel(min(levels))
 
 
+def has_tables(settings: Settings) -> bool:
+    """True when this worker declares a table: the generation shards, or the Kafka ledger's."""
+    return settings.generation_enabled or (settings.agents_enabled and settings.canon_inventory == "kafka")
+
+
+def standby_replicas(settings: Settings) -> int:
+    """Faust's table_standby_replicas: 0, but 1 on a worker without any table (it then has nothing to copy).
+
+    No standby copies of other workers' tables: on one host they double each worker's RocksDB memory and the
+    changelog reading, and the tables are small enough to recover from their changelogs when partitions move.
+    But faust-streaming 0.15.3 gives a worker with no table and no standby replicas aiokafka's round-robin
+    assignor instead of its own (``AIOKafkaConsumerThread._create_worker_consumer``), and Kafka refuses a member
+    whose assignor no other member of the group offers (InconsistentGroupProtocol): a postgres-mode worker with
+    GENERATION_ENABLED=false could not join generating workers. One standby replica keeps it on Faust's assignor;
+    tests/unit/test_app_assignor.py fails when that choice in Faust changes.
+    """
+    return 0 if has_tables(settings) else 1
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired to ``settings``; it opens no connection until the worker starts."""
     app = DatagenApp(
@@ -103,9 +122,7 @@ def create_app(settings: Settings) -> faust.App:
         datadir=settings.data_dir,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
-        # No standby copies of other workers' tables: on one host they double each worker's RocksDB memory and the
-        # changelog reading, and the tables are small enough to recover from their changelogs when partitions move.
-        table_standby_replicas=0,
+        table_standby_replicas=standby_replicas(settings),
         web_bind=settings.web_bind,
         web_host=advertised_host(settings.web_host),
         web_port=settings.web_port,

@@ -235,7 +235,8 @@ def test_the_same_seed_gives_the_same_data_whatever_the_number_of_workers(
     orders_and_interactions = sum(n for key, n in one.items() if key[0] in GENERATED[:2])
     assert orders_and_interactions >= 0.85 * 1500  # inventory changes, 10% of the mix, are in their topic with others
     by_role = Counter(key[0] for key in one.elements())
-    assert min(by_role[role] for role in ("TOPIC_PAYMENTS", "TOPIC_SHIPMENTS", "TOPIC_DEAD_LETTER")) > 10, by_role
+    assert min(by_role[role] for role in ("TOPIC_PAYMENTS", "TOPIC_SHIPMENTS")) > 100, by_role
+    assert by_role["TOPIC_DEAD_LETTER"] > 0, by_role
     for count in (2, 3):
         other = runs[count][0]
         extra, missing = other - one, one - other
