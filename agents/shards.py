@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import time
 from typing import Any
 
@@ -59,12 +58,15 @@ class ShardKeeper:
         GENERATION_SHARDS (it was made by a run with another value): shards would be skipped or unknown."""
         found = self._app.consumer.topic_partitions(self.topic)
         if found is not None and found != self.count:
-            print(
-                f"retail-datagen: GENERATION_SHARDS={self.count}: the shards table of this APP_ID "
-                f"({self.topic}) has {found} partitions; accepted: GENERATION_SHARDS={found}, or a new APP_ID",
-                file=sys.stderr,
-                flush=True,
+            log.critical(
+                "retail-datagen: GENERATION_SHARDS=%d: the shards table of this APP_ID (%s) has %d partitions; "
+                "accepted: GENERATION_SHARDS=%d, or a new APP_ID",
+                self.count,
+                self.topic,
+                found,
+                found,
             )
+            logging.shutdown()
             os._exit(2)
 
     def settled(self) -> bool:
