@@ -47,6 +47,10 @@ on conflict (product_id) do update set on_order = excluded.on_order, requests_of
 """
 
 
+#: The pg_advisory_xact_lock key of the ledger's DDL: the bytes of "RDGLEDG".
+LEDGER_DDL_LOCK_KEY = 0x52_44_47_4C_45_44_47
+
+
 class PostgresLedger:
     """The stock in Postgres rows; each batch one transaction."""
 
@@ -64,7 +68,15 @@ class PostgresLedger:
         self._room = Stockroom(reference, self._config, self._timeout_ms)
         self._pool = await aiopg.create_pool(self._dsn, minsize=1, maxsize=3)
         async with self._pool.acquire() as conn, conn.cursor() as cursor:
-            await cursor.execute(files("db").joinpath("stock_ledger.sql").read_text())
+            # Workers starting together would collide creating the same tables: one at a time, under a lock.
+            await cursor.execute("begin")
+            try:
+                await cursor.execute("select pg_advisory_xact_lock(%s)", (LEDGER_DDL_LOCK_KEY,))
+                await cursor.execute(files("db").joinpath("stock_ledger.sql").read_text())
+            except BaseException:
+                await cursor.execute("rollback")
+                raise
+            await cursor.execute("commit")
 
     async def stop(self) -> None:
         """Close the pool."""
