@@ -131,6 +131,7 @@ class Settings(BaseModel):
         json_schema_extra={"accepts": "a host name the other workers reach, or auto (this machine's address)"},
     )
     web_port: int = Field(6066, ge=1, le=65535, json_schema_extra={"accepts": "a port number 1-65535"})
+    web_faust_views_enabled: bool = Field(False, json_schema_extra={"accepts": "true or false"})
     data_dir: str = Field("./.faust-data", min_length=1, json_schema_extra={"accepts": "a directory path"})
 
     @field_validator("kafka_bootstrap")
