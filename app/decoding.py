@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2 as httpx
@@ -15,6 +16,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from app.avro import HEADER_SIZE, MAGIC_BYTE, schema_id
 from app.avro_reader import Reader, compile_reader
 from app.exceptions import DatagenError
+
+#: How long a schema id the registry said it does not hold is taken as unknown without asking again.
+UNKNOWN_ID_SECONDS = 60.0
 
 
 class UndecodableRecord(DatagenError):
@@ -36,8 +40,12 @@ class RecordDecoder:
     outcome (and the reason a dead letter gives) is the deserializer's, exactly as without the fast path.
     """
 
-    def __init__(self, client: SchemaRegistryClient) -> None:
+    def __init__(self, client: SchemaRegistryClient, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
+        self._clock = clock
+        #: Schema ids the registry said it does not hold, and when: their records are refused without asking again
+        #: for UNKNOWN_ID_SECONDS (a poison stream of them costs one lookup a minute, not one a record).
+        self._unknown: dict[int, float] = {}
         self._deserializer = AvroDeserializer(client, conf={"subject.name.strategy.type": "TOPIC"})
         self._contexts: dict[str, SerializationContext] = {}
         #: The compiled reader of each schema id decoded once; None for one only the deserializer reads.
@@ -51,6 +59,12 @@ class RecordDecoder:
             msg = f"magic byte {raw[0]}, expected {MAGIC_BYTE}"
             raise UndecodableRecord(msg)
         writer_id = schema_id(raw)
+        refused_at = self._unknown.get(writer_id)
+        if refused_at is not None:
+            if self._clock() - refused_at < UNKNOWN_ID_SECONDS:
+                msg = f"schema id {writer_id} unknown"
+                raise UndecodableRecord(msg)
+            del self._unknown[writer_id]
         reader = self._readers.get(writer_id)
         if reader is not None and len(raw) > HEADER_SIZE:  # a bare header is the deserializer's to refuse
             try:
@@ -69,6 +83,7 @@ class RecordDecoder:
             value = self._deserializer(raw, context)
         except SchemaRegistryError as error:
             if error.http_status_code == 404:
+                self._unknown[schema_id(raw)] = self._clock()
                 msg = f"schema id {schema_id(raw)} unknown"
                 raise UndecodableRecord(msg) from error
             msg = f"registry answered {error.http_status_code}"

@@ -126,6 +126,9 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_bind,
         web_host=advertised_host(settings.web_host),
         web_port=settings.web_port,
+        # Faust's built-in views of raw tables and of the routing map answer only when asked for.
+        web_tables_enabled=settings.web_faust_views_enabled,
+        web_router_enabled=settings.web_faust_views_enabled,
         autodiscover=False,
         Worker=DatagenWorker,  # a stop ends in bounded time when Kafka is gone (app/shutdown.py)
     )

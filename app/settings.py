@@ -16,32 +16,39 @@ from app.exceptions import SettingsError
 
 #: What each kind of value accepts, said in the one-line error a bad value produces.
 PROBABILITY = "a number between 0 and 1"
-WEIGHT = "a number >= 0 (the three weights must not all be 0)"
-COUNT = "a whole number >= 1"
+WEIGHT = "a number 0-1000000 (the three weights must not all be 0)"
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, json_schema_extra={"accepts": PROBABILITY})]
-Weight = Annotated[float, Field(ge=0.0, json_schema_extra={"accepts": WEIGHT})]
-Count = Annotated[int, Field(ge=1, json_schema_extra={"accepts": COUNT})]
+Weight = Annotated[float, Field(ge=0.0, le=1_000_000, json_schema_extra={"accepts": WEIGHT})]
 
 _HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+#: A host name, an IPv4 address or an IPv6 address.
+_HOST_PATTERN = r"^[A-Za-z0-9.:_-]{1,253}$"
+#: Characters no URL or DSN of ours holds: white space and control characters, quotes, angle brackets.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\"'<>`]")
 
 
 class Settings(BaseModel):
     """The generator's configuration; each field is read from the variable of its name in capitals."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # Rate and mix.
-    target_eps: float = Field(10.0, gt=0, json_schema_extra={"accepts": "a number > 0"})
+    target_eps: float = Field(
+        10.0, gt=0, le=10_000_000, json_schema_extra={"accepts": "a number > 0, at most 10000000"}
+    )
     burst_capacity: float | None = Field(
-        None, ge=1, json_schema_extra={"accepts": "a number of events >= 1 (unset: one second at TARGET_EPS)"}
+        None,
+        ge=1,
+        le=100_000_000,
+        json_schema_extra={"accepts": "a number of events 1-100000000 (unset: one second at TARGET_EPS)"},
     )
     weight_orders: Weight = 0.6
     weight_interactions: Weight = 0.3
     weight_inventory_chg: Weight = 0.1
     max_events: int | None = Field(
-        None, ge=1, json_schema_extra={"accepts": "a whole number >= 1, or unset for an endless run"}
+        None, ge=1, le=10**15, json_schema_extra={"accepts": "a whole number 1-10^15, or unset for an endless run"}
     )
     producer_queue_max: int = Field(
         200_000,
@@ -51,7 +58,9 @@ class Settings(BaseModel):
     )
     diurnal_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
     timezone: str = Field("UTC", json_schema_extra={"accepts": "an IANA time zone name such as Europe/Paris"})
-    random_seed: int | None = Field(None, json_schema_extra={"accepts": "a whole number, or unset for a random run"})
+    random_seed: int | None = Field(
+        None, ge=0, le=2**63 - 1, json_schema_extra={"accepts": "a whole number 0-9223372036854775807, or unset"}
+    )
 
     # Reference data sizes (the seed); the bounds are app.reference.sizes', checked equal by a test.
     n_users: int = Field(10_000, ge=1, le=5_000_000, json_schema_extra={"accepts": "a whole number 1-5000000"})
@@ -82,7 +91,8 @@ class Settings(BaseModel):
     backorder_timeout_days: float = Field(
         14.0,
         gt=0,
-        json_schema_extra={"accepts": "a number of days > 0 (scaled by LEAD_TIME_SCALE, like lead times)"},
+        le=3650,
+        json_schema_extra={"accepts": "a number of days in (0, 3650] (scaled by LEAD_TIME_SCALE, like lead times)"},
     )
     lead_time_scale: float = Field(
         1 / 1440,
@@ -119,19 +129,30 @@ class Settings(BaseModel):
     topic_inventory_changes: str = "inventory-changes.v1"
     topic_customer_interactions: str = "customer-interactions.v1"
     topic_dead_letter: str = "dead-letter.v1"
-    topic_partitions: Count = 4
-    topic_replication_factor: Count = 1
+    topic_partitions: int = Field(4, ge=1, le=10_000, json_schema_extra={"accepts": "a whole number 1-10000"})
+    topic_replication_factor: int = Field(1, ge=1, le=32, json_schema_extra={"accepts": "a whole number 1-32"})
 
     # The worker itself.
-    app_id: str = Field("retail-datagen", min_length=1, json_schema_extra={"accepts": "a non-empty name"})
-    web_bind: str = Field("127.0.0.1", min_length=1, json_schema_extra={"accepts": "an address to listen on"})
+    app_id: str = Field(
+        "retail-datagen",
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        json_schema_extra={"accepts": "a name of 1-200 letters, digits, '.', '_' or '-' (it prefixes Kafka topics)"},
+    )
+    web_bind: str = Field(
+        "127.0.0.1", pattern=_HOST_PATTERN, json_schema_extra={"accepts": "an address to listen on (a host or IP)"}
+    )
     web_host: str = Field(
         "127.0.0.1",
-        min_length=1,
+        pattern=_HOST_PATTERN,
         json_schema_extra={"accepts": "a host name the other workers reach, or auto (this machine's address)"},
     )
     web_port: int = Field(6066, ge=1, le=65535, json_schema_extra={"accepts": "a port number 1-65535"})
-    data_dir: str = Field("./.faust-data", min_length=1, json_schema_extra={"accepts": "a directory path"})
+    web_faust_views_enabled: bool = Field(False, json_schema_extra={"accepts": "true or false"})
+    data_dir: str = Field(
+        "./.faust-data",
+        pattern=r"^[^\x00-\x1f\x7f]{1,1024}$",
+        json_schema_extra={"accepts": "a directory path of 1-1024 characters, none a control character"},
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -146,13 +167,15 @@ class Settings(BaseModel):
     def _known_time_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # OSError: a name too long for a file
             raise ValueError("unknown time zone") from error
         return value
 
     @field_validator("schema_registry_url")
     @classmethod
     def _registry_is_http_url(cls, value: str) -> str:
+        if _UNSAFE.search(value) or len(value) > 2048:
+            raise ValueError("not an http(s) URL")
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("not an http(s) URL")
@@ -275,7 +298,20 @@ def _from_validation_error(error: ValidationError, environ: Mapping[str, str]) -
         value = "<hidden>"  # a malformed DSN may still hold a password
     elif name == "schema_registry_url":
         value = re.sub(r"//[^/@]*@", "//***@", str(value))
-    return SettingsError(variable, str(value), _accepts(name) if name in Settings.model_fields else "a valid value")
+    return SettingsError(
+        variable, shorten(str(value)), _accepts(name) if name in Settings.model_fields else "a valid value"
+    )
+
+
+#: The most characters of a refused value an error message repeats.
+SHOWN_CHARACTERS = 64
+
+
+def shorten(value: str) -> str:
+    """``value`` as an error message repeats it: at most SHOWN_CHARACTERS, then how many more there were."""
+    if len(value) <= SHOWN_CHARACTERS:
+        return value
+    return f"{value[:SHOWN_CHARACTERS]}... ({len(value) - SHOWN_CHARACTERS} more characters)"
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:

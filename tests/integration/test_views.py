@@ -443,3 +443,13 @@ def test_the_table_equals_the_fold_when_the_agent_runs_far_ahead_of_its_sales(tm
         if _on_hand(item) != {w: s.on_hand for w, s in folded[item["sku"]].warehouses.items()}
     }
     assert differing == {}
+
+
+# ----- what a worker does not serve
+
+
+@pytest.mark.parametrize("path", ["/table/stock-ledger/", "/table/", "/router/", "/graph/"])
+def test_faust_s_views_of_raw_tables_and_routing_are_off(run: Run, path: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(run.worker.url + path, timeout=5)
+    assert refused.value.code == 404, path

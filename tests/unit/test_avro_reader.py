@@ -17,7 +17,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from app.avro import AvroCodec
 from app.avro_reader import compile_reader, read_long
 from app.avro_writer import UnsupportedSchema
-from app.decoding import RecordDecoder, RegistryUnavailable, UndecodableRecord
+from app.decoding import UNKNOWN_ID_SECONDS, RecordDecoder, RegistryUnavailable, UndecodableRecord
 from app.derivation import DerivationConfig
 from schemas import SCHEMA_FILES, load_schema
 from tests.unit.test_derivation_support import derive, make_order
@@ -434,3 +434,18 @@ def test_decoder_names_an_unknown_schema_id_and_a_registry_outage_as_before(
     with pytest.raises(RegistryUnavailable, match=r"^registry answered 503$"):
         decoder.decode(TOPICS["orders"], raw[:1] + (4243).to_bytes(4, "big") + raw[5:])
     assert decoder.decode(TOPICS["orders"], raw)["order_id"] == make_order(random.Random(1))["order_id"]
+
+
+def test_an_unknown_schema_id_costs_one_lookup_a_minute_not_one_a_record(
+    registry: SchemaRegistryClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_000.0]
+    decoder = RecordDecoder(registry, clock=lambda: now[0])
+    asked = count_schema_requests(registry, monkeypatch)
+    poison = b"\x00" + (987_654).to_bytes(4, "big") + b"\x02\x04abcd"
+    reasons = {reason(decoder, TOPICS["orders"], poison) for _ in range(500)}
+    assert reasons == {"undecodable: schema id 987654 unknown"}
+    assert asked == [987_654]
+    now[0] += UNKNOWN_ID_SECONDS + 1  # a schema registered later is found then
+    assert reason(decoder, TOPICS["orders"], poison) == "undecodable: schema id 987654 unknown"
+    assert asked == [987_654, 987_654]

@@ -74,7 +74,7 @@ def test_burst_capacity_defaults_to_one_second_of_the_target() -> None:
         ({"TARGET_EPS": "0"}, "TARGET_EPS", "a number > 0"),
         ({"P_LATE_EVENT": "1.5"}, "P_LATE_EVENT", "between 0 and 1"),
         ({"P_BAD_RECORD": "-0.1"}, "P_BAD_RECORD", "between 0 and 1"),
-        ({"WEIGHT_ORDERS": "-1"}, "WEIGHT_ORDERS", "a number >= 0"),
+        ({"WEIGHT_ORDERS": "-1"}, "WEIGHT_ORDERS", "a number 0-1000000"),
         (
             {"WEIGHT_ORDERS": "0", "WEIGHT_INTERACTIONS": "0", "WEIGHT_INVENTORY_CHG": "0"},
             "WEIGHT_ORDERS+WEIGHT_INTERACTIONS+WEIGHT_INVENTORY_CHG",
@@ -88,7 +88,7 @@ def test_burst_capacity_defaults_to_one_second_of_the_target() -> None:
         ({"SCHEMA_REGISTRY_URL": "http://:8081"}, "SCHEMA_REGISTRY_URL", "http:// or https:// URL"),
         ({"KAFKA_BOOTSTRAP": "localhost"}, "KAFKA_BOOTSTRAP", "host:port"),
         ({"P_ORDER_HAS_SHIPMENT": "0.9"}, "P_ORDER_HAS_SHIPMENT", "<= P_ORDER_HAS_PAYMENT"),
-        ({"TOPIC_PARTITIONS": "0"}, "TOPIC_PARTITIONS", "a whole number >= 1"),
+        ({"TOPIC_PARTITIONS": "0"}, "TOPIC_PARTITIONS", "a whole number 1-10000"),
         ({"RANDOM_SEED": "x"}, "RANDOM_SEED", "a whole number"),
         ({"TOPIC_ORDERS": "has space"}, "TOPIC_ORDERS", "Kafka topic name"),
         ({"TOPIC_PAYMENTS": "orders.v1"}, "TOPIC_*", "six distinct topic names"),
