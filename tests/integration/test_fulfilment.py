@@ -44,7 +44,7 @@ from tests.unit.test_generation_support import tolerance
 pytestmark = pytest.mark.integration
 
 BAD_HEADER = "x-datagen-bad-record"
-KILLS = int(os.environ.get("FULFILMENT_KILLS") or 4)
+KILLS = int(os.environ.get("FULFILMENT_KILLS") or 3)
 RATE = 500
 P_PAY, P_SHIP = 0.85, 0.75
 STARTED = "generating with RANDOM_SEED="

@@ -163,7 +163,7 @@ def contents(records: list[ReadRecord], roles: dict[str, str]) -> Counter[tuple]
 def test_workers_of_one_app_id_keep_one_total_rate(
     tmp_path: Path, pg_database_factory: Callable[[], str], workers: int
 ) -> None:
-    target, window = 3000.0, 20.0
+    target, window = 3000.0, 15.0
     topics = unique_topics(f"rate{workers}")
     settings = {
         **topics,
@@ -176,7 +176,7 @@ def test_workers_of_one_app_id_keep_one_total_rate(
     names = [topics[role] for role in GENERATED]
     with group(tmp_path, workers, settings) as running:
         wait_for(lambda: all_shards_held(running, workers), f"{workers} workers to hold all {SHARDS} shards")
-        time.sleep(3.0)  # past the start of the last shards
+        time.sleep(2.0)  # past the start of the last shards
         start, first = time.monotonic(), sum(high_watermarks(names).values())
         time.sleep(window)
         end, last = time.monotonic(), sum(high_watermarks(names).values())
