@@ -120,7 +120,15 @@ class FulfilmentAgents:
         codec = AvroCodec(self._registry, self._topics)
         intake = Intake(RecordDecoder(self._registry), producer, self._topics["dead_letter"], self.counts)
         self._orders = OrdersAgent(
-            intake, codec, producer, self._topics, self.requests_name, self._config, self.counts, self.stopping
+            intake,
+            codec,
+            producer,
+            self._topics,
+            self.requests_name,
+            self._config,
+            self.counts,
+            self.stopping,
+            products=frozenset(reference.skus),
         )
         self._stock = StockAgent(
             self.ledger, intake, codec, producer, self._topics, self.requests_name, self.counts, self.stopping

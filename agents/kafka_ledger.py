@@ -105,10 +105,11 @@ class KafkaLedger:
         await self._persist(batch, decided)
         return decided
 
-    def _take_item(self, item_id: str) -> Scheduled | None:
+    def _take_item(self, item_id: str, product_id: int) -> Scheduled | None:
+        if self._items.get(item_id) != product_id:
+            return None  # applied before, never scheduled, or another product's (a due request under a wrong key)
         self._requested.pop(item_id, None)
-        if self._items.pop(item_id, None) is None:
-            return None  # applied before, or never scheduled
+        del self._items[item_id]
         stored = self.schedule.get(item_id)
         return Scheduled.from_json(item_id, stored) if stored else None
 

@@ -89,7 +89,7 @@ def run_requests(
     requests: list[Request],
     product: Callable[[int, int], ProductStock],
     backlog: Callable[[int], list[Backorder]],
-    take_item: Callable[[str], Scheduled | None],
+    take_item: Callable[[str, int], Scheduled | None],
     opening: Callable[[ProductStock, dict[str, Any], Outcome], None],
     now_ms: int,
     counts: Counter[str],
@@ -98,8 +98,9 @@ def run_requests(
 
     A request at or below its product's ``requests_offset`` was applied before (a redelivery), and an order at or
     below ``orders_seen`` of its orders partition was decided before (a replay of the orders agent): both are
-    skipped. ``take_item`` hands over a scheduled item that fell due (None: it was applied before or never
-    existed); ``opening`` applies an opening balance as the ledger needs.
+    skipped. ``take_item(item_id, product_id)`` hands over a scheduled item of that product that fell due (None,
+    and the item stays where it is, when it was applied before, never existed or belongs to another product);
+    ``opening`` applies an opening balance as the ledger needs.
     """
     batch = Batch()
     for request in requests:
@@ -125,7 +126,7 @@ def run_requests(
         elif request.kind == OPENING:
             opening(stock, request.body, out)
         elif request.kind == DUE:
-            item = take_item(str(request.body))
+            item = take_item(str(request.body), request.product_id)
             if item is None:
                 counts["due requests for nothing scheduled"] += 1
                 continue

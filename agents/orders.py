@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 
 from faust import Stream
 from faust.types import EventT
@@ -39,8 +39,11 @@ class OrdersAgent:
         config: DerivationConfig,
         counts: Counter[str],
         stopping: Callable[[], bool],
+        products: Collection[int] = (),
     ) -> None:
+        """``products``: the catalogue's product ids; an order of any other is dead-lettered before its payment."""
         self._intake = intake
+        self._products = products
         self._codec = codec
         self._producer = producer
         self._topics = topics
@@ -71,9 +74,15 @@ class OrdersAgent:
             await stream.ack(event)
         return True
 
+    def _validate(self, value: Mapping[str, object]) -> str | None:
+        reason = validate_order(value)
+        if reason is None and self._products and value["product_id"] not in self._products:
+            reason = f"product_id={value['product_id']}: no such product"
+        return reason
+
     async def take(self, event: EventT) -> None:
         """Decide one consumed record: its payment, and its stock request (or a dead letter)."""
-        order = await self._intake.value(event, self._topics["orders"], validate_order, "order")
+        order = await self._intake.value(event, self._topics["orders"], self._validate, "order")
         if order is None:
             return
         order_id = str(order["order_id"])

@@ -22,8 +22,9 @@ from faust.types import EventT
 
 from agents.intake import Intake, deliver
 from agents.ledger import Decided, Request, StockLedger
-from agents.requests import CHANGE, DUE, OPENING, ORDER, headers_of, kind_of, read_order_request
+from agents.requests import CHANGE, DUE, OPENING, ORDER, OrderRequest, headers_of, kind_of, read_order_request
 from app.avro import AvroCodec
+from app.derivation import validate_order
 from app.inventory import validate_change
 from app.inventory.stockroom import StockReference
 from app.producer import EventProducer
@@ -133,6 +134,10 @@ class StockAgent:
         except ValueError:
             self._intake.dead_letter(event, f"key {message.key!r}: expected a product id")
             return None
+        assert self._reference is not None, "used before start()"
+        if product_id not in self._reference.skus:
+            self._intake.dead_letter(event, f"key {product_id}: no such product")
+            return None
         kind = kind_of(message.headers)
         body: Any
         if kind == ORDER:
@@ -140,6 +145,10 @@ class StockAgent:
                 body = read_order_request(event.value)
             except (ValueError, KeyError, TypeError) as error:
                 self._intake.dead_letter(event, f"invalid order request: {type(error).__name__}: {error}")
+                return None
+            reason = self._bad_order(body, product_id)
+            if reason is not None:  # only the orders agent writes these, but the topic is open to anyone
+                self._intake.dead_letter(event, f"invalid order request: {reason}")
                 return None
         elif kind == DUE:
             body = bytes(event.value or b"").decode(errors="replace")
@@ -162,6 +171,20 @@ class StockAgent:
                 self._intake.dead_letter(event, "invalid inventory change: a SALE is decided from an order")
                 return None
         return Request(message.partition, message.offset, product_id, kind, body)
+
+    def _bad_order(self, request: OrderRequest, product_id: int) -> str | None:
+        """Why a forwarded order cannot be decided (None when it can): what the orders agent checked, checked again."""
+        reason = validate_order(request.order)
+        if reason is not None:
+            return reason
+        if request.payment is not None and not isinstance(request.payment, dict):
+            return f"payment {type(request.payment).__name__}: expected an object or null"
+        if request.partition < 0 or request.offset < 0:
+            return f"orders.v1 position {request.partition}/{request.offset}: expected numbers >= 0"
+        order_product = request.order["product_id"]
+        if order_product != product_id:
+            return f"product_id={order_product} under the key of product {product_id}"
+        return None
 
     def _unknown(self, change: Mapping[str, Any], product_id: int) -> str | None:
         reference = self._reference

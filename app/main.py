@@ -140,6 +140,9 @@ def create_app(settings: Settings) -> faust.App:
     inventory = inventory_source(settings, fulfilment)
     register_inventory_views(app, inventory, generation)
     app.declare_first = list(topics.by_role.values()) + ([fulfilment.requests] if fulfilment is not None else [])
+    # The tables' changelogs too: a worker starting beside another could otherwise write to a changelog its
+    # consumer's metadata does not show yet, which Faust takes for one with 0 partitions (PartitionsMismatch).
+    app.declare_first += [table.changelog_topic for table in app.tables.values()]
     dsn = settings.pg_dsn.get_secret_value()
 
     async def seed_reference_data() -> None:

@@ -117,7 +117,9 @@ class PostgresLedger:
                     requests,
                     product,
                     lambda product_id: backlogs.setdefault(product_id, []),
-                    lambda item_id: items.pop(item_id, None),
+                    lambda item_id, product_id: (
+                        items.pop(item_id) if item_id in items and items[item_id].product_id == product_id else None
+                    ),
                     opening,
                     int(time.time() * 1000),
                     decided.counts,

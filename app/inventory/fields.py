@@ -19,11 +19,19 @@ def integer(value: Mapping[str, object], name: str, least: int | None = None) ->
     return field
 
 
+#: The longest string field of any event: ids, SKUs, currencies and search terms are far shorter.
+MAX_TEXT = 256
+
+
 def text(value: Mapping[str, object], name: str) -> str:
-    """The non-empty string field ``name`` of ``value``."""
+    """The non-empty string field ``name`` of ``value``, at most MAX_TEXT characters."""
     field = value.get(name)
+    if isinstance(field, str) and len(field) > MAX_TEXT:
+        msg = f"{name}: {len(field)} characters, expected at most {MAX_TEXT}"
+        raise InvalidValue(msg)
     if not isinstance(field, str) or not field:
-        msg = f"{name}={field!r}: expected a non-empty string"
+        shown = repr(field) if not isinstance(field, list | dict) else type(field).__name__
+        msg = f"{name}={shown[:80]}: expected a non-empty string"
         raise InvalidValue(msg)
     return field
 

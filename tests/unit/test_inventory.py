@@ -235,3 +235,12 @@ def test_validate_change_catches_exactly_the_generators_semantic_faults() -> Non
         seen[str(event.value["change_type"]), semantic] += 1
     assert {kind for kind, semantic in seen if semantic} == {RESTOCK, DAMAGE, RETURN}
     assert {kind for kind, semantic in seen if not semantic} == {RESTOCK, DAMAGE, RETURN}
+
+
+def test_a_string_field_longer_than_any_event_holds_is_refused_by_its_length() -> None:
+    from app.inventory.exceptions import InvalidValue
+    from app.inventory.fields import MAX_TEXT, text
+
+    assert text({"sku": "x" * MAX_TEXT}, "sku") == "x" * MAX_TEXT
+    with pytest.raises(InvalidValue, match=f"sku: 1000000 characters, expected at most {MAX_TEXT}"):
+        text({"sku": "x" * 1_000_000}, "sku")

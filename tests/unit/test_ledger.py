@@ -31,11 +31,17 @@ class Books:
             requests,
             product,
             lambda product_id: self.backlogs.setdefault(product_id, []),
-            lambda item_id: self.items.pop(item_id, None),
+            self.take_item,
             room.opening,
             0,
             counts,
         )
+
+
+    def take_item(self, item_id: str, product_id: int) -> Scheduled | None:
+        """As the ledgers do: the item, if it is due for that product."""
+        item = self.items.get(item_id)
+        return self.items.pop(item_id) if item is not None and item.product_id == product_id else None
 
 
 def _order_request(offset: int, order: dict[str, Any], orders_offset: int) -> Request:
