@@ -132,7 +132,9 @@ class StockAgent:
         try:
             product_id = int(message.key or b"")
         except ValueError:
-            self._intake.dead_letter(event, f"key {message.key!r}: expected a product id")
+            key = message.key or b""
+            shown = repr(key[:40]) + (f" ({len(key)} bytes)" if len(key) > 40 else "")
+            self._intake.dead_letter(event, f"key {shown}: expected a product id")
             return None
         assert self._reference is not None, "used before start()"
         if product_id not in self._reference.skus:

@@ -143,9 +143,10 @@ def test_poison_is_dead_lettered_with_its_reason_and_the_agents_go_on(
         "DIURNAL_ENABLED": "false",
         "P_BAD_RECORD": "0",
     }
-    poison = _poison(requests_topic(topics["APP_ID"]), topics["TOPIC_ORDERS"])
     with run_worker(tmp_path, settings) as worker:
+        worker.wait_until("/stats/", 200, timeout=120)
         _wait(lambda: _agents(worker).get("orders decided", 0) > 50, "the agents to decide orders")
+        poison = _poison(requests_topic(topics["APP_ID"]), topics["TOPIC_ORDERS"])  # once the schemas are registered
         before = _agents(worker)
         producer = Producer({"bootstrap.servers": KAFKA_BOOTSTRAP, "message.max.bytes": 8_000_000})
         for topic, key, value, headers, _ in poison:
