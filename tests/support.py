@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +104,16 @@ class Worker:
                 break
             time.sleep(0.3)
         raise AssertionError(f"never logged {text!r}:\n{self.log()[-4000:]}")
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll ``predicate`` every 0.5 s until it holds; AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from fastavro import parse_schema, schemaless_writer
 
 from agents.requests import CHANGE, DUE, OPENING, ORDER, headers_of, requests_topic
 from app.dead_letters import ERROR, SOURCE_TOPIC
-from tests.support import KAFKA_BOOTSTRAP, Worker, http_get, registry_client, run_worker, unique_topics
+from tests.support import KAFKA_BOOTSTRAP, Worker, http_get, registry_client, run_worker, unique_topics, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -95,15 +95,6 @@ def _agents(worker: Worker) -> dict[str, int]:
     return http_get(worker.url + "/stats/?local")[1]["agents"]
 
 
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _dead_letters(topic: str) -> list[tuple[str, str]]:
     """(source topic, error) of every record of the dead-letter topic, read to its high watermarks."""
     consumer = Consumer({"bootstrap.servers": KAFKA_BOOTSTRAP, "group.id": f"poison-{uuid.uuid4().hex}",
@@ -145,16 +136,17 @@ def test_poison_is_dead_lettered_with_its_reason_and_the_agents_go_on(
     }
     with run_worker(tmp_path, settings) as worker:
         worker.wait_until("/stats/", 200, timeout=120)
-        _wait(lambda: _agents(worker).get("orders decided", 0) > 50, "the agents to decide orders")
+        wait_for(lambda: _agents(worker).get("orders decided", 0) > 50, "the agents to decide orders", timeout=90)
         poison = _poison(requests_topic(topics["APP_ID"]), topics["TOPIC_ORDERS"])  # once the schemas are registered
         before = _agents(worker)
         producer = Producer({"bootstrap.servers": KAFKA_BOOTSTRAP, "message.max.bytes": 8_000_000})
         for topic, key, value, headers, _ in poison:
             producer.produce(topic, value, key, headers=headers)
         assert producer.flush(30) == 0
-        _wait(lambda: _agents(worker).get("dead letters", 0) >= len(poison), f"{len(poison)} dead letters")
+        awaited = f"{len(poison)} dead letters"
+        wait_for(lambda: _agents(worker).get("dead letters", 0) >= len(poison), awaited, timeout=90)
         decided = _agents(worker)["orders decided"]
-        _wait(lambda: _agents(worker)["orders decided"] > decided + 50, "the agents to go on deciding")
+        wait_for(lambda: _agents(worker)["orders decided"] > decided + 50, "the agents to go on deciding", timeout=90)
         assert worker.process.poll() is None, worker.log()[-3000:]
         after = _agents(worker)
     assert after["dead letters"] == before.get("dead letters", 0) + len(poison), after

@@ -17,6 +17,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from tests.stock_support import high_watermarks as topic_watermarks
 from tests.support import (
     KAFKA_BOOTSTRAP,
     ReadRecord,
@@ -26,6 +27,7 @@ from tests.support import (
     run_worker,
     topic_deserializer,
     unique_topics,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -59,15 +61,6 @@ def group_report(worker: Worker) -> dict:
     return http_get(worker.url + "/stats/", timeout=10)[1]["group"]
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def all_shards_held(workers: list[Worker], count: int) -> bool:
     """Every shard held by one of ``count`` reachable workers, each of which emits."""
     report = group_report(workers[0])
@@ -99,15 +92,7 @@ def started_shards(worker: Worker) -> list[tuple[int, int]]:
 
 
 def high_watermarks(topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = Consumer({"bootstrap.servers": KAFKA_BOOTSTRAP, "group.id": f"marks-{uuid.uuid4().hex}"})
-    try:
-        marks = {}
-        for topic in topics:
-            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-                marks[(topic, partition)] = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)[1]
-        return marks
-    finally:
-        consumer.close()
+    return {(topic, partition): end for topic in topics for partition, end in topic_watermarks(topic).items()}
 
 
 def read_to_watermarks(topics: list[str]) -> list[ReadRecord]:
