@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Local development stack, run natively (there is no Docker engine on our machines):
 #   kafka     Apache Kafka, KRaft, one combined broker+controller   127.0.0.1:9092 (controller :9093)
-#   registry  Apicurio Registry, in-memory storage                  http://127.0.0.1:8081
+#             also SASL_SSL (SCRAM-SHA-512 and PLAIN) on :9094 and mutual TLS on :9095, with a
+#             throwaway CA and credentials under .stack/tls/ (see "security" below)
+#   registry  Apicurio Registry, SQL storage in the stack's Postgres  http://127.0.0.1:8081
+#             (database registry), so schemas and their ids live as long as Kafka's records
 #   postgres  PostgreSQL 15 (Debian packages), db demo, admin/admin  127.0.0.1:5432
 # All state, pid files and logs live under <repo>/.stack/ (git-ignored).
 #
-# Usage: stack/stack.sh up | down | status | is-up
+# Usage: stack/stack.sh up | down | status | is-up | stop SERVICE | kill SERVICE | wipe-kafka
 #   up      start whatever is not running yet, wait until each service answers (idempotent)
 #   down    stop what this script started (recorded in .stack/run/*.pid)
 #   status  one line per service: up/down, pid, address
 #   is-up   exit 0 when all three answer, 1 otherwise; prints nothing
+# For fault injection (make faults), one service at a time; `up` starts it again:
+#   stop SERVICE   stop kafka, registry or postgres as `down` would
+#   kill SERVICE   SIGKILL it (postgres: its postmaster, then pg_ctl's immediate stop of what is left)
+#   wipe-kafka     stop Kafka and delete its data: the next `up` starts a new, empty cluster (new cluster id)
 #
 # Versions have one home each: Kafka and Apicurio in stack/pom.xml (kafka.version,
 # apicurio.version); PostgreSQL is the major version of the Debian package (PG_MAJOR below).
@@ -26,6 +33,8 @@ LOG_DIR=$STACK_DIR/logs
 HOST=127.0.0.1
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
+KAFKA_SASL_SSL_PORT=9094   # SASL_SSL: SCRAM-SHA-512 and PLAIN, user and password in .stack/tls/credentials
+KAFKA_MTLS_PORT=9095       # SSL with a client certificate required (.stack/tls/client.pem, client.key)
 REGISTRY_PORT=8081
 # Quarkus' management interface (health, metrics) is compiled into the registry; keep it off
 # its default 0.0.0.0:9000 so the stack binds loopback only and avoids a commonly used port.
@@ -49,6 +58,8 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
 PG_DIR=$STACK_DIR/postgres
 PG_DATA=$PG_DIR/data
 PG_SOCK=$PG_DIR/socket   # unix socket here, not /var/run/postgresql (shared with the system cluster)
+TLS_DIR=$STACK_DIR/tls
+REGISTRY_DB=registry     # the registry's storage, a database of the stack's Postgres
 
 SERVICES=(kafka registry postgres)
 
@@ -293,21 +304,81 @@ kafka_cds_opt() {
   fi
 }
 
+# ---------------------------------------------------------------------------------------------
+# security: the material the SASL_SSL and mutual-TLS listeners use, made once under .stack/tls/
+#   ca.pem                  the throwaway CA that signed everything here (clients trust it)
+#   broker-keystore.pem     the broker's key and certificate (SAN 127.0.0.1 and localhost)
+#   client.pem, client.key  a client certificate for the mutual-TLS listener (CN datagen)
+#   credentials             username=... and password=... for SCRAM-SHA-512 and PLAIN
+# Keys are unencrypted PKCS#8 files readable by their owner only; nothing here leaves the machine.
+
+make_tls() {
+  [[ -s $TLS_DIR/credentials && -s $TLS_DIR/client.key ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found on PATH (needed once, for the stack's throwaway CA)"
+  rm -rf "$TLS_DIR.tmp"
+  mkdir -p "$TLS_DIR.tmp"
+  (
+    umask 077
+    cd "$TLS_DIR.tmp"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj "/CN=retail-datagen local stack CA"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out broker.key
+    openssl req -new -key broker.key -out broker.csr -subj "/CN=localhost"
+    printf 'subjectAltName=IP:%s,DNS:localhost\n' "$HOST" >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile broker.ext -out broker.pem
+    cat broker.key broker.pem >broker-keystore.pem
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out client.key
+    openssl req -new -key client.key -out client.csr -subj "/CN=datagen"
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -out client.pem
+    printf 'username=datagen\npassword=%s\n' "$(openssl rand -hex 16)" >credentials
+    rm -f ./*.csr ./*.ext ./*.srl
+  ) >"$LOG_DIR/tls.log" 2>&1 9>&- || die "making the stack's TLS material failed; see $(rel "$LOG_DIR")/tls.log"
+  chmod 644 "$TLS_DIR.tmp/ca.pem"
+  rm -rf "$TLS_DIR"
+  mv "$TLS_DIR.tmp" "$TLS_DIR"
+}
+
+credential() { sed -n "s/^$1=//p" "$TLS_DIR/credentials"; }
+
+# The SCRAM credential lives in the cluster's metadata: created once per data directory, with Kafka's
+# own ConfigCommand over the plaintext listener, after the broker answers.
+ensure_scram_user() {
+  [[ -f $KAFKA_DATA/.scram-user ]] && return 0
+  java -cp "$(cat "$KAFKA_CLASSPATH_FILE")" org.apache.kafka.tools.ConfigCommand \
+    --bootstrap-server "$HOST:$KAFKA_PORT" --alter --entity-type users --entity-name "$(credential username)" \
+    --add-config "SCRAM-SHA-512=[iterations=8192,password=$(credential password)]" \
+    >>"$LOG_DIR/kafka.out.log" 2>&1 9>&- || return 1
+  touch "$KAFKA_DATA/.scram-user"
+}
+
 start_kafka() {
   local cp cluster_id
   cp=$(kafka_classpath)
+  make_tls
   mkdir -p "$KAFKA_DATA"
-  # Rewritten on every start so edits here take effect; the data directory is kept.
+  # Rewritten on every start so edits here take effect; the data directory is kept. It holds the PLAIN
+  # password, so it is readable by its owner only.
+  (umask 077 && : >"$KAFKA_PROPS")
   cat >"$KAFKA_PROPS" <<EOF
 # Generated by stack/stack.sh; edits are overwritten on the next \`up\`.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,MTLS://$HOST:$KAFKA_MTLS_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,MTLS://$HOST:$KAFKA_MTLS_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL
+# TLS for the SASL_SSL and MTLS listeners, from .stack/tls/ (PEM files, no Java keystores).
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+listener.name.mtls.ssl.client.auth=required
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$(credential username)="$(credential password)";
 log.dirs=$KAFKA_DATA
 num.partitions=1
 default.replication.factor=1
@@ -340,7 +411,9 @@ start_registry() {
   local java jar
   java=$(registry_java)
   jar=$(registry_jar)
-  # Storage is the default: H2 in memory (contents are lost on restart, by design).
+  # Storage: SQL in the stack's Postgres (database registry, made by pg_bootstrap), so the schemas and
+  # their ids outlive a restart as Kafka's records do; the registry starts once Postgres answers. A small
+  # connection pool: Postgres is shared with the tests, which open many sessions of their own.
   # use-canonical-hash: the ccompat API looks schemas up by their canonical form, so a
   # re-registration that differs only in whitespace/ordering finds the existing id.
   # The log format replaces upstream's, whose date pattern prints the zone offset as the month.
@@ -354,6 +427,11 @@ start_registry() {
     -Dquarkus.http.host="$HOST" -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dquarkus.management.host="$HOST" -Dquarkus.management.port="$REGISTRY_MGMT_PORT" \
     -Dapicurio.ccompat.use-canonical-hash=true \
+    -Dapicurio.storage.kind=sql -Dapicurio.storage.sql.kind=postgresql \
+    -Dapicurio.datasource.url="jdbc:postgresql://$HOST:$PG_PORT/$REGISTRY_DB" \
+    -Dapicurio.datasource.username=admin -Dapicurio.datasource.password=admin \
+    -Dapicurio.datasource.jdbc.initial-size=2 -Dapicurio.datasource.jdbc.min-size=2 \
+    -Dapicurio.datasource.jdbc.max-size=10 \
     -Dquarkus.log.console.format='%d{yyyy-MM-dd HH:mm:ss,SSS} %p [%c{3.}] (%t) %m%n' \
     -jar "$jar"
 }
@@ -441,6 +519,8 @@ END
 $$;
 SELECT 'CREATE DATABASE demo OWNER admin'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'demo')\gexec
+SELECT 'CREATE DATABASE registry OWNER admin'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'registry')\gexec
 SQL
   [[ $(psql -X -q -At "postgresql://admin:admin@$HOST:$PG_PORT/demo" -c 'select 1' \
     2>>"$LOG_DIR/postgres.log") == 1 ]]
@@ -492,7 +572,10 @@ check_once() {
   if answers "$svc"; then
     case $svc in
       # Freshly started Kafka: also prove it serves metadata (a JVM tool, so only this once).
-      kafka) [[ $fresh == 0 ]] || kafka_metadata_ok || return 1 ;;
+      kafka)
+        [[ $fresh == 0 ]] || kafka_metadata_ok || return 1
+        ensure_scram_user || return 5
+        ;;
       postgres) record_pg_pid; pg_bootstrap || return 3 ;;
     esac
     return 0
@@ -512,13 +595,20 @@ cmd_up() {
   declare -A since=() fresh=()
   # Start everything first (each step is quick once cached), then wait for all of them at once,
   # so the services boot in parallel.
+  local deferred=""
   for svc in "${SERVICES[@]}"; do
     since[$svc]=$SECONDS
     if is_running "$svc"; then
       fresh[$svc]=0   # still checked below: it may be starting from an earlier `up`
+    elif [[ $svc == registry ]]; then
+      # Its storage is in Postgres: started below, once Postgres answers and has the registry's database.
+      check_ports_free registry "$REGISTRY_PORT" "$REGISTRY_MGMT_PORT" || { rc=1; continue; }
+      deferred=registry
+      fresh[$svc]=1
+      continue
     else
       case $svc in
-        kafka) check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" || { rc=1; continue; } ;;
+        kafka) check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_SSL_PORT" "$KAFKA_MTLS_PORT" || { rc=1; continue; } ;;
         registry) check_ports_free registry "$REGISTRY_PORT" "$REGISTRY_MGMT_PORT" || { rc=1; continue; } ;;
         postgres) check_ports_free postgres "$PG_PORT" || { rc=1; continue; } ;;
       esac
@@ -528,8 +618,15 @@ cmd_up() {
     pending+=("$svc")
   done
 
-  while ((${#pending[@]} > 0)); do
+  while ((${#pending[@]} > 0)) || [[ -n $deferred ]]; do
     next=()
+    if [[ -n $deferred ]] && ! printf '%s\n' "${pending[@]}" | grep -qx postgres; then
+      # Postgres is ready (or failed: then the registry's own wait reports what it lacks).
+      start_registry
+      since[registry]=$SECONDS
+      pending+=(registry)
+      deferred=""
+    fi
     for svc in "${pending[@]}"; do
       status=0
       check_once "$svc" "${fresh[$svc]}" "${since[$svc]}" || status=$?
@@ -546,11 +643,12 @@ cmd_up() {
         1) next+=("$svc") ;;
         2) say "$svc: its process exited during startup; see $(log_hint "$svc")" >&2; rc=1 ;;
         3) say "$svc: answers, but creating/checking admin@demo failed; see $(log_hint "$svc")" >&2; rc=1 ;;
+        5) say "$svc: answers, but creating the SCRAM user failed; see $(log_hint "$svc")" >&2; rc=1 ;;
         4) say "$svc: did not answer on $(addr "$svc") within $(timeout_of "$svc")s; see $(log_hint "$svc")" >&2; rc=1 ;;
       esac
     done
     pending=("${next[@]}")
-    if ((${#pending[@]} > 0)); then sleep 0.3; fi
+    if ((${#pending[@]} > 0)) || [[ -n $deferred ]]; then sleep 0.3; fi
   done
   return "$rc"
 }
@@ -624,6 +722,27 @@ cmd_status() {
   done
 }
 
+cmd_kill() {
+  local svc=$1 pid
+  if [[ $svc == postgres ]]; then
+    pid=$(head -n1 "$PG_DATA/postmaster.pid" 2>/dev/null | tr -dc '0-9' || true)
+    if [[ -n $pid ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+    (cd / && as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m immediate) >/dev/null 2>&1 || true
+    rm -f "$RUN_DIR/postgres.pid"
+  elif pid=$(our_pid "$svc"); then
+    kill -KILL "$pid"
+    while alive "$pid"; do sleep 0.1; done
+    rm -f "$RUN_DIR/$svc.pid"
+  fi
+  say "$svc: killed${pid:+ (pid $pid)}"
+}
+
+cmd_wipe_kafka() {
+  stop_service kafka
+  rm -rf "$KAFKA_DATA"
+  say "kafka: data deleted; the next up starts a new cluster"
+}
+
 cmd_is_up() {
   local svc
   for svc in "${SERVICES[@]}"; do answers "$svc" || return 1; done
@@ -632,10 +751,13 @@ cmd_is_up() {
 # ---------------------------------------------------------------------------------------------
 
 main() {
-  local action=${1:-}
+  local action=${1:-} target=${2:-}
   case $action in
-    up | down | status | is-up) ;;
-    *) die "usage: $(basename "$0") up|down|status|is-up" ;;
+    up | down | status | is-up | wipe-kafka) ;;
+    stop | kill)
+      [[ " ${SERVICES[*]} " == *" $target "* ]] || die "usage: $(basename "$0") $action kafka|registry|postgres"
+      ;;
+    *) die "usage: $(basename "$0") up|down|status|is-up|stop SERVICE|kill SERVICE|wipe-kafka" ;;
   esac
   if [[ $action == is-up ]]; then
     cmd_is_up
@@ -649,6 +771,9 @@ main() {
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
+    stop) stop_service "$target" ;;
+    kill) cmd_kill "$target" ;;
+    wipe-kafka) cmd_wipe_kafka ;;
   esac
 }
 
