@@ -29,6 +29,7 @@ from agents.orders import OrdersAgent
 from agents.requests import OPENING, headers_of, requests_topic
 from agents.stock import StockAgent
 from app.avro import AvroCodec
+from app.clients import kafka_config
 from app.decoding import RecordDecoder
 from app.derivation import DerivationConfig, inventory_change
 from app.inventory.stockroom import StockReference
@@ -115,7 +116,7 @@ class FulfilmentAgents:
         settings = self._settings
         self.reference = reference
         producer = self._producer = EventProducer(
-            settings.kafka_bootstrap, client_id=f"{settings.app_id}-agents", queue_max=settings.producer_queue_max
+            kafka_config(settings), client_id=f"{settings.app_id}-agents", queue_max=settings.producer_queue_max
         )
         codec = AvroCodec(self._registry, self._topics)
         intake = Intake(RecordDecoder(self._registry), producer, self._topics["dead_letter"], self.counts)
@@ -211,7 +212,7 @@ class FulfilmentAgents:
 
     def _is_new(self) -> bool:
         """True when neither the requests topic nor inventory-changes.v1 holds anything: a first run."""
-        consumer = Consumer({"bootstrap.servers": self._settings.kafka_bootstrap, "group.id": "datagen-probe"})
+        consumer = Consumer(kafka_config(self._settings, **{"group.id": "datagen-probe"}))
         try:
             for topic in (self.requests_name, self._topics["inventory_changes"]):
                 metadata = consumer.list_topics(topic, timeout=10).topics[topic]

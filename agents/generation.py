@@ -21,6 +21,7 @@ from mode import BaseSignalT
 from agents.requests import CHANGE, headers_of, requests_topic
 from agents.shards import SHARDS_TABLE, ShardKeeper
 from app.avro import AvroCodec
+from app.clients import kafka_config
 from app.generation import (
     BYTE_LEVEL_KINDS,
     Catalog,
@@ -286,7 +287,7 @@ class GenerationAgent:
         self._opened = opened
         codec = AvroCodec(self._registry, settings.topics())
         producer = EventProducer(
-            settings.kafka_bootstrap, client_id=f"{settings.app_id}-generator", queue_max=settings.producer_queue_max
+            kafka_config(settings), client_id=f"{settings.app_id}-generator", queue_max=settings.producer_queue_max
         )
         self.generation = Generation(settings, codec, producer, self.stats)
         return self.generation

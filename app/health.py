@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import aiopg
 from confluent_kafka.admin import AdminClient
 
+from app.clients import kafka_config, registry_http, without_secrets
 from app.settings import Settings, mask_url
 
 
@@ -48,7 +48,10 @@ class HealthChecker:
         url = f"{self._settings.schema_registry_url}/subjects"
         try:
             timeout = aiohttp.ClientTimeout(total=self._timeout)
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, **registry_http(self._settings)) as response,
+            ):
                 response.raise_for_status()
                 subjects = await response.json(content_type=None)
         except Exception as error:
@@ -68,15 +71,11 @@ class HealthChecker:
 
     def _admin_client(self) -> AdminClient:
         if self._admin is None:
-            config: dict[str, Any] = {
-                "bootstrap.servers": self._settings.kafka_bootstrap,
-                "logger": logging.getLogger("librdkafka"),
-            }
-            self._admin = AdminClient(config)
+            self._admin = AdminClient(kafka_config(self._settings, logger=logging.getLogger("librdkafka")))
         return self._admin
 
     def _failed(self, service: str, error: BaseException) -> Check:
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        for secret in (self._settings.pg_dsn.get_secret_value(), self._settings.schema_registry_url):
-            text = text.replace(secret, mask_url(secret) if secret.startswith("http") else "<PG_DSN>")
+        text = without_secrets(text.replace(self._settings.pg_dsn.get_secret_value(), "<PG_DSN>"), self._settings)
+        text = text.replace(self._settings.schema_registry_url, mask_url(self._settings.schema_registry_url))
         return Check(service, False, f"{type(error).__name__}: {text}"[:300])

@@ -20,6 +20,7 @@ from mode import BaseSignalT
 from agents.fulfilment import FulfilmentAgents
 from agents.generation import GenerationAgent
 from agents.views import inventory_source, register_inventory_views
+from app.clients import faust_credentials, registry_config
 from app.exceptions import SettingsError
 from app.health import HealthChecker
 from app.registry import register_until_done
@@ -41,10 +42,10 @@ def app_from_environment() -> faust.App:
     """The app for ``faust -A app``: settings from the environment; exit 2 with one line if one is bad."""
     try:
         settings = load_settings(os.environ)
+        return create_app(settings)
     except SettingsError as error:
         print(f"retail-datagen: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    return create_app(settings)
 
 
 def settle_garbage_collector() -> None:
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> faust.App:
     app = DatagenApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
         store="rocksdb://",
         datadir=settings.data_dir,
         topic_partitions=settings.topic_partitions,
@@ -132,9 +134,10 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
         Worker=DatagenWorker,  # a stop ends in bounded time when Kafka is gone (app/shutdown.py)
     )
+    app.datagen_settings = settings
     topics = declare_topics(app, settings)
     health = HealthChecker(settings)
-    registry = SchemaRegistryClient({"url": settings.schema_registry_url})
+    registry = SchemaRegistryClient(registry_config(settings))
     generation = GenerationAgent(app, settings, registry)
     fulfilment = FulfilmentAgents(app, settings, registry, generation.stats) if settings.agents_enabled else None
     inventory = inventory_source(settings, fulfilment)

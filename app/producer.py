@@ -16,10 +16,13 @@ BLOCKED_POLL_SECONDS = 0.05
 class EventProducer:
     """A librdkafka producer whose ``send`` answers False instead of blocking when its queue is full."""
 
-    def __init__(self, bootstrap: str, *, client_id: str, queue_max: int) -> None:
-        """``queue_max`` bounds the records librdkafka holds while Kafka is slow: the memory backpressure may use."""
+    def __init__(self, connection: dict[str, Any], *, client_id: str, queue_max: int) -> None:
+        """``connection``: the bootstrap servers and security (``app.clients.kafka_config``).
+
+        ``queue_max`` bounds the records librdkafka holds while Kafka is slow: the memory backpressure may use.
+        """
         config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
+            **connection,
             "client.id": client_id,
             "enable.idempotence": True,  # acks=all, no duplicates from librdkafka's own retries
             "linger.ms": 20,

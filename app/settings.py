@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -27,6 +28,12 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST_PATTERN = r"^[A-Za-z0-9.:_-]{1,253}$"
 #: Characters no URL or DSN of ours holds: white space and control characters, quotes, angle brackets.
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\"'<>`]")
+#: A path to a PEM file: checked to be a readable file when the settings are read.
+PEM_FILE = "the path of a readable PEM file"
+#: What a refused secret shows in its error line.
+HIDDEN = "<hidden>"
+#: The settings whose values are secrets: masked wherever settings are shown.
+SECRETS = frozenset({"pg_dsn", "kafka_sasl_password", "kafka_ssl_key_password", "schema_registry_basic_auth"})
 
 
 class Settings(BaseModel):
@@ -122,6 +129,32 @@ class Settings(BaseModel):
         json_schema_extra={"accepts": "a libpq DSN naming at least host and dbname"},
     )
 
+    # Security of the Kafka and registry connections (Postgres': PG_DSN's sslmode, sslrootcert, ...).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", json_schema_extra={"accepts": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"}
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", json_schema_extra={"accepts": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"}
+    )
+    kafka_sasl_username: str = Field(
+        "",
+        pattern=r"^[^\x00-\x20\x7f]{0,255}$",
+        json_schema_extra={"accepts": "a user name of 1-255 characters, no space or control character"},
+    )
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), json_schema_extra={"accepts": "the SASL password of KAFKA_SASL_USERNAME"}
+    )
+    kafka_ssl_ca_file: str = Field("", json_schema_extra={"accepts": PEM_FILE + " of CA certificates"})
+    kafka_ssl_cert_file: str = Field("", json_schema_extra={"accepts": PEM_FILE + " holding the client certificate"})
+    kafka_ssl_key_file: str = Field("", json_schema_extra={"accepts": PEM_FILE + " holding the client's key"})
+    kafka_ssl_key_password: SecretStr = Field(
+        SecretStr(""), json_schema_extra={"accepts": "the password of KAFKA_SSL_KEY_FILE, when it is encrypted"}
+    )
+    schema_registry_basic_auth: SecretStr = Field(
+        SecretStr(""), json_schema_extra={"accepts": "user:password for the registry's HTTP basic auth"}
+    )
+    schema_registry_ca_file: str = Field("", json_schema_extra={"accepts": PEM_FILE + " of CA certificates"})
+
     # Topics.
     topic_orders: str = "orders.v1"
     topic_payments: str = "payments.v1"
@@ -182,6 +215,22 @@ class Settings(BaseModel):
         _ = parts.port  # raises ValueError on a port that is not a number
         return value.rstrip("/")
 
+    @field_validator("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file", "schema_registry_ca_file")
+    @classmethod
+    def _readable_file(cls, value: str) -> str:
+        if value and not _readable(value):
+            raise ValueError("not a readable file")
+        return value
+
+    @field_validator("schema_registry_basic_auth")
+    @classmethod
+    def _user_colon_password(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        user, colon, password = text.partition(":")
+        if text and (not colon or not user or not password or _UNSAFE.search(user) or len(text) > 1024):
+            raise ValueError("not user:password")
+        return value
+
     @field_validator("pg_dsn")
     @classmethod
     def _dsn_is_libpq(cls, value: SecretStr) -> SecretStr:
@@ -222,7 +271,46 @@ class Settings(BaseModel):
         topics = self.topics()
         if len(set(topics.values())) != len(topics):
             raise SettingsError("TOPIC_*", ",".join(topics.values()), "six distinct topic names")
+        self._consistent_security()
         return self
+
+    def _consistent_security(self) -> None:
+        """No security setting that the chosen protocols would ignore, and none missing that they need."""
+        protocol = self.kafka_security_protocol
+        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+        unused = {
+            "kafka_sasl_username": not sasl and bool(self.kafka_sasl_username),
+            "kafka_sasl_password": not sasl and bool(self.kafka_sasl_password.get_secret_value()),
+            "kafka_ssl_ca_file": not tls and bool(self.kafka_ssl_ca_file),
+            "kafka_ssl_cert_file": not tls and bool(self.kafka_ssl_cert_file),
+            "kafka_ssl_key_file": not tls and bool(self.kafka_ssl_key_file),
+            "kafka_ssl_key_password": not tls and bool(self.kafka_ssl_key_password.get_secret_value()),
+        }
+        for name, ignored in unused.items():
+            if ignored:
+                raise SettingsError(
+                    name.upper(), self._shown(name), f"unset: KAFKA_SECURITY_PROTOCOL={protocol} does not use it"
+                )
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+            missing = "KAFKA_SASL_USERNAME" if not self.kafka_sasl_username else "KAFKA_SASL_PASSWORD"
+            raise SettingsError(missing, "", f"a value: KAFKA_SECURITY_PROTOCOL={protocol} logs in with it")
+        if bool(self.kafka_ssl_cert_file) != bool(self.kafka_ssl_key_file):
+            missing = "KAFKA_SSL_KEY_FILE" if self.kafka_ssl_cert_file else "KAFKA_SSL_CERT_FILE"
+            raise SettingsError(missing, "", "a file: a client certificate needs its key and the key its certificate")
+        if self.kafka_ssl_key_password.get_secret_value() and not self.kafka_ssl_key_file:
+            raise SettingsError("KAFKA_SSL_KEY_PASSWORD", HIDDEN, "unset: KAFKA_SSL_KEY_FILE is not set")
+        if self.schema_registry_ca_file and not self.schema_registry_url.startswith("https://"):
+            raise SettingsError(
+                "SCHEMA_REGISTRY_CA_FILE", self.schema_registry_ca_file, "unset: SCHEMA_REGISTRY_URL is not https://"
+            )
+        if self.schema_registry_basic_auth.get_secret_value() and urlsplit(self.schema_registry_url).username:
+            raise SettingsError(
+                "SCHEMA_REGISTRY_BASIC_AUTH", HIDDEN, "unset: SCHEMA_REGISTRY_URL carries a user already"
+            )
+
+    def _shown(self, name: str) -> str:
+        """A setting's value as an error line may show it."""
+        return HIDDEN if name in SECRETS else shorten(str(getattr(self, name)))
 
     def topics(self) -> dict[str, str]:
         """The topic names by role."""
@@ -247,6 +335,8 @@ class Settings(BaseModel):
             value = getattr(self, name)
             if name == "pg_dsn":
                 text = mask_dsn(value.get_secret_value())
+            elif name in SECRETS:
+                text = "***" if value.get_secret_value() else ""
             elif name == "schema_registry_url":
                 text = mask_url(value)
             elif isinstance(value, bool):
@@ -275,6 +365,16 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _readable(path: str) -> bool:
+    """True when ``path`` names a file this process can read."""
+    if _UNSAFE.search(path.replace(" ", "")) or len(path) > 4096:
+        return False
+    try:
+        return os.path.isfile(path) and os.access(path, os.R_OK)
+    except (OSError, ValueError):
+        return False
+
+
 def _accepts(name: str) -> str:
     field = Settings.model_fields[name]
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
@@ -294,8 +394,8 @@ def _from_validation_error(error: ValidationError, environ: Mapping[str, str]) -
     name = str(loc[0])
     variable = name.upper()
     value = environ.get(variable, first.get("input"))
-    if name == "pg_dsn":
-        value = "<hidden>"  # a malformed DSN may still hold a password
+    if name in SECRETS:
+        value = HIDDEN  # a malformed DSN may still hold a password
     elif name == "schema_registry_url":
         value = re.sub(r"//[^/@]*@", "//***@", str(value))
     return SettingsError(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import faust
 from faust.types import TopicT
 
+from app.clients import kafka_config, refuse_wrong_credentials
 from app.fast_consumer import FastDrainTransport
+from app.local_state import LocalTables, drop_stale_tables, remember_origin
 from app.retry import until_done
 from app.settings import Settings
 
@@ -25,7 +28,6 @@ class Topics:
         return self.by_role[role]
 
 
-
 class DatagenApp(faust.App):
     """A Faust app that creates its topics before its consumer subscribes.
 
@@ -34,10 +36,20 @@ class DatagenApp(faust.App):
     """
 
     declare_first: list[TopicT]
+    #: The settings the app was made with; None for an app made without (tests).
+    datagen_settings: Settings | None = None
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
+        settings = self.datagen_settings
+        if settings is not None:
+            await refuse_wrong_credentials(settings)
         topics = getattr(self, "declare_first", [])
+        changelogs = [table.changelog_topic.get_topic_name() for table in self.tables.values()]
+        local = LocalTables(Path(self.conf.tabledir), self.conf.id, [table.name for table in self.tables.values()])
+        if settings is not None and changelogs:
+            config = kafka_config(settings, logger=logging.getLogger("librdkafka"))
+            await until_done(lambda: drop_stale_tables(local, config, changelogs), "checking the local table state")
 
         async def declare() -> None:
             for topic in topics:
@@ -45,6 +57,8 @@ class DatagenApp(faust.App):
 
         await until_done(declare, "creating topics")
         log.info("topics ready: %s", ", ".join(topic.get_topic_name() for topic in topics))
+        if settings is not None and changelogs:
+            await until_done(lambda: remember_origin(local, config, changelogs), "recording the tables' origin")
 
     def _new_transport(self) -> FastDrainTransport:
         # Faust's, with the consumer that hands records to the streams without a task race per record.
