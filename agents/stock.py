@@ -14,9 +14,11 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
 
+import psycopg2
 from faust import Stream
 from faust.types import EventT
 
@@ -31,9 +33,23 @@ from app.producer import EventProducer
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: Most requests in one batch, and the longest a batch waits to fill (seconds).
 BATCH_MAX = 10_000
 BATCH_WITHIN = 0.5
+#: The errors of a ledger database that does not answer (stopped, restarting, a connection cut) or that rolled the
+#: transaction back (a deadlock): the step is tried again once it answers. Nothing of a failed transaction was
+#: committed; if only the commit's answer was lost, the ledger skips the requests it applied, and the outbox, read
+#: again first, holds their records.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    OSError,
+    asyncio.TimeoutError,
+)
+#: The longest pause between two tries while the ledger's database does not answer (seconds).
+RETRY_MAX_SECONDS = 5.0
 
 
 class StockAgent:
@@ -74,7 +90,7 @@ class StockAgent:
         previous: asyncio.Task[bool] | None = None
         async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
             try:
-                decided = await self.take(events)
+                decided = await self._when_reachable(partial(self.take, events), "deciding a batch")
             except Exception:
                 log.critical("stock agent failed; exiting without acknowledging the batch", exc_info=True)
                 logging.shutdown()
@@ -107,15 +123,41 @@ class StockAgent:
         if not await deliver(self._producer, "stock agent", self._stopping):
             return False  # still in the outbox: sent again at the next start
         for decided in batches:
-            await self._ledger.delivered(decided)
+            await self._when_reachable(partial(self._ledger.delivered, decided), "clearing the outbox")
         for event in events:
             await stream.ack(event)
         return True
 
+    async def _when_reachable(self, step: Callable[[], Awaitable[T]], what: str) -> T:
+        """``step()``, tried again while the ledger's database does not answer (see UNREACHABLE), with backoff."""
+        delay = 0.5
+        while True:
+            try:
+                return await step()
+            except UNREACHABLE as error:
+                if self._stopping():
+                    raise
+                first_line = (str(error).strip().splitlines() or [""])[0][:200]
+                log.warning(
+                    "stock agent: %s failed (%s: %s); trying again in %.1f s",
+                    what,
+                    type(error).__name__,
+                    first_line,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+
     async def send_due(self) -> None:
-        """The schedule timer: a request for each item that fell due, to the item's product's partition."""
+        """The schedule timer: a request for each item that fell due, to the item's product's partition. While the
+        ledger's database does not answer, nothing is sent: the items are still due at the next tick."""
         now_ms = int(time.time() * 1000)
-        for product_id, item_id in await self._ledger.due(now_ms):
+        try:
+            due = await self._ledger.due(now_ms)
+        except UNREACHABLE as error:
+            log.warning("stock agent: reading the due items failed (%s); next tick", type(error).__name__)
+            return
+        for product_id, item_id in due:
             self._producer.send_surely(
                 self._requests_topic, str(product_id).encode(), item_id.encode(), now_ms, self._due_headers
             )
