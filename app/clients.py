@@ -35,8 +35,13 @@ _SILENT.propagate = False
 
 #: The librdkafka errors that no waiting cures: wrong credentials, a certificate that does not verify.
 REFUSALS = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED})
-#: A transport error that is a TLS failure: an alert from the broker, a handshake or certificate failure.
-_TLS_FAILURE = re.compile(r"SSL|TLS|certificate|handshake", re.IGNORECASE)
+#: The longest a registry request may take (seconds): well under the consumer's session timeout.
+REGISTRY_TIMEOUT_SECONDS = 3
+
+#: A transport error that is a TLS failure no retry cures: an alert from the broker (a client certificate it refuses,
+#: or none), a certificate that does not verify, TLS spoken to a plaintext listener. Matched after the broker's name,
+#: which starts with ``ssl://`` or ``sasl_ssl://`` in every error of a TLS connection, a refused connect included.
+_TLS_FAILURE = re.compile(r"alert|certificate|wrong version number|PLAINTEXT broker listener", re.IGNORECASE)
 
 
 def refused(error: KafkaError) -> bool:
@@ -47,7 +52,10 @@ def refused(error: KafkaError) -> bool:
     """
     if error.code() in REFUSALS:
         return True
-    return error.code() == KafkaError._TRANSPORT and bool(_TLS_FAILURE.search(error.str()))
+    if error.code() != KafkaError._TRANSPORT:
+        return False
+    _, _, what = error.str().partition(": ")  # past "ssl://host:port/id"
+    return bool(_TLS_FAILURE.search(what))
 
 
 def kafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -101,7 +109,9 @@ def faust_credentials(settings: Settings) -> CredentialsT | None:
 
 def registry_config(settings: Settings) -> dict[str, Any]:
     """confluent-kafka's SchemaRegistryClient configuration."""
-    config: dict[str, Any] = {"url": settings.schema_registry_url}
+    # A bounded wait: a decoder asks for an unknown schema id on the agents' event loop, and a registry that accepts
+    # connections without answering (one shutting down) would otherwise hold the loop, heartbeats and all, for good.
+    config: dict[str, Any] = {"url": settings.schema_registry_url, "timeout": REGISTRY_TIMEOUT_SECONDS}
     if settings.schema_registry_basic_auth.get_secret_value():
         config["basic.auth.user.info"] = settings.schema_registry_basic_auth.get_secret_value()
     if settings.schema_registry_ca_file:

@@ -15,12 +15,12 @@ import asyncio
 import json
 import logging
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 
 log = logging.getLogger(__name__)
@@ -48,31 +48,37 @@ class KafkaOrigin:
             return None
 
 
-def stale_reason(recorded: KafkaOrigin | None, current: KafkaOrigin) -> str | None:
-    """Why files recorded as from ``recorded`` cannot serve ``current``; None when they can."""
+def stale_reason(recorded: KafkaOrigin | None, current: KafkaOrigin, changelog: str) -> str | None:
+    """Why a table's files, recorded as read from ``recorded``, cannot serve ``current``; None when they can."""
     if recorded is None:
         return "they carry no record of the Kafka cluster they were read from"
     if recorded.cluster_id != current.cluster_id:
         return f"they were read from Kafka cluster {recorded.cluster_id}, and this one is {current.cluster_id}"
-    for topic in sorted(recorded.topic_ids):
-        if current.topic_ids.get(topic) != recorded.topic_ids[topic]:
-            return f"changelog topic {topic} was deleted or created again since they were read from it"
+    if changelog not in recorded.topic_ids:
+        return f"they carry no record of changelog topic {changelog}"
+    if current.topic_ids.get(changelog) != recorded.topic_ids[changelog]:
+        return f"changelog topic {changelog} was deleted or created again since they were read from it"
     return None
 
 
 class LocalTables:
-    """The RocksDB files of one app's tables under Faust's ``tabledir``, and the record of where they came from."""
+    """The RocksDB files of one app's tables under Faust's ``tabledir``, and the record of where they came from.
 
-    def __init__(self, tabledir: Path, app_id: str, table_names: Iterable[str]) -> None:
+    ``tables`` maps each table this worker declares to its changelog topic; a table it does not declare (another
+    role's) is neither checked nor dropped, and its entry in the record is kept.
+    """
+
+    def __init__(self, tabledir: Path, app_id: str, tables: Mapping[str, str]) -> None:
         self.tabledir = tabledir
         self.record = tabledir / f"{app_id}.kafka-origin.json"
-        self.table_names = sorted(table_names)
+        self.tables = dict(tables)
 
-    def files(self) -> list[Path]:
-        """The table files present (one directory per table partition)."""
+    def files(self, table: str | None = None) -> list[Path]:
+        """The files present of ``table``, or of all the tables (one directory per table partition)."""
         if not self.tabledir.is_dir():
             return []
-        return sorted(path for name in self.table_names for path in self.tabledir.glob(f"{name}-*.db"))
+        names = [table] if table is not None else sorted(self.tables)
+        return sorted(path for name in names for path in self.tabledir.glob(f"{name}-*.db"))
 
     def recorded(self) -> KafkaOrigin | None:
         try:
@@ -80,27 +86,39 @@ class LocalTables:
         except OSError:
             return None
 
-    def discard_if_stale(self, current: KafkaOrigin) -> str | None:
-        """Remove the table files when they cannot serve ``current``; the reason, or None if kept (or none there)."""
-        files = self.files()
-        if not files:
-            return None
-        reason = stale_reason(self.recorded(), current)
-        if reason is None:
-            return None
-        for path in files:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-        self.record.unlink(missing_ok=True)
-        return reason
+    def discard_if_stale(self, current: KafkaOrigin) -> list[str]:
+        """Remove the files of each table that cannot serve ``current``; a line for each table removed."""
+        recorded = self.recorded()
+        dropped = []
+        for table, changelog in sorted(self.tables.items()):
+            files = self.files(table)
+            reason = stale_reason(recorded, current, changelog) if files else None
+            if reason is None:
+                continue
+            for path in files:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            dropped.append(f"{table}: {reason}")
+        return dropped
 
     def remember(self, current: KafkaOrigin) -> None:
-        """Record ``current`` as the origin of the files from now on (written whole, then renamed into place)."""
+        """Record ``current`` as the origin of this worker's tables from now on, keeping what the record says of
+        other tables while the cluster is the same (written whole, then renamed into place)."""
+        recorded = self.recorded()
+        kept = recorded.topic_ids if recorded is not None and recorded.cluster_id == current.cluster_id else {}
+        ids = {
+            **kept,
+            **{
+                changelog: current.topic_ids[changelog]
+                for changelog in self.tables.values()
+                if changelog in current.topic_ids
+            },
+        }
         self.tabledir.mkdir(parents=True, exist_ok=True)
         partial = self.record.with_name(self.record.name + ".partial")
-        partial.write_text(current.to_json(), encoding="utf-8")
+        partial.write_text(KafkaOrigin(current.cluster_id, ids).to_json(), encoding="utf-8")
         partial.replace(self.record)
 
 
@@ -122,16 +140,34 @@ def kafka_origin(config: dict[str, Any], topics: Iterable[str]) -> KafkaOrigin:
     return KafkaOrigin(str(cluster.cluster_id), ids)
 
 
-async def drop_stale_tables(local: LocalTables, config: dict[str, Any], changelogs: Iterable[str]) -> None:
+async def drop_stale_tables(local: LocalTables, config: dict[str, Any]) -> None:
     """Before any table opens: drop the files that belong to another cluster or to lost changelogs, saying so."""
-    current = await asyncio.to_thread(kafka_origin, config, changelogs)
-    reason = local.discard_if_stale(current)
-    if reason is not None:
+    try:
+        current = await asyncio.to_thread(kafka_origin, config, local.tables.values())
+    except KafkaException as error:
+        if not _unsupported(error):
+            raise
+        log.warning("the broker does not tell its cluster and topic ids (%s): local table state kept unchecked", error)
+        return
+    dropped = local.discard_if_stale(current)
+    if dropped:
         log.warning(
-            "local table state in %s discarded: %s; the tables rebuild from their changelogs", local.tabledir, reason
+            "local table state in %s discarded (%s); the tables rebuild from their changelogs",
+            local.tabledir,
+            "; ".join(dropped),
         )
 
 
-async def remember_origin(local: LocalTables, config: dict[str, Any], changelogs: Iterable[str]) -> None:
+async def remember_origin(local: LocalTables, config: dict[str, Any]) -> None:
     """Once the changelogs exist: record the cluster and their ids beside the table files."""
-    local.remember(await asyncio.to_thread(kafka_origin, config, changelogs))
+    try:
+        local.remember(await asyncio.to_thread(kafka_origin, config, local.tables.values()))
+    except KafkaException as error:
+        if not _unsupported(error):
+            raise
+
+
+def _unsupported(error: KafkaException) -> bool:
+    """True when the broker is too old to describe its cluster or topic ids (before Kafka 2.8)."""
+    code = error.args[0].code() if error.args and isinstance(error.args[0], KafkaError) else None
+    return code in (KafkaError.UNSUPPORTED_VERSION, KafkaError._UNSUPPORTED_FEATURE)

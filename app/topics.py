@@ -45,11 +45,11 @@ class DatagenApp(faust.App):
         if settings is not None:
             await refuse_wrong_credentials(settings)
         topics = getattr(self, "declare_first", [])
-        changelogs = [table.changelog_topic.get_topic_name() for table in self.tables.values()]
-        local = LocalTables(Path(self.conf.tabledir), self.conf.id, [table.name for table in self.tables.values()])
-        if settings is not None and changelogs:
+        tables = {table.name: table.changelog_topic.get_topic_name() for table in self.tables.values()}
+        local = LocalTables(Path(self.conf.tabledir), self.conf.id, tables)
+        if settings is not None and tables:
             config = kafka_config(settings, logger=logging.getLogger("librdkafka"))
-            await until_done(lambda: drop_stale_tables(local, config, changelogs), "checking the local table state")
+            await until_done(lambda: drop_stale_tables(local, config), "checking the local table state")
 
         async def declare() -> None:
             for topic in topics:
@@ -57,8 +57,8 @@ class DatagenApp(faust.App):
 
         await until_done(declare, "creating topics")
         log.info("topics ready: %s", ", ".join(topic.get_topic_name() for topic in topics))
-        if settings is not None and changelogs:
-            await until_done(lambda: remember_origin(local, config, changelogs), "recording the tables' origin")
+        if settings is not None and tables:
+            await until_done(lambda: remember_origin(local, config), "recording the tables' origin")
 
     def _new_transport(self) -> FastDrainTransport:
         # Faust's, with the consumer that hands records to the streams without a task race per record.

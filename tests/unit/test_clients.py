@@ -14,6 +14,7 @@ from confluent_kafka import KafkaError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from app.clients import (
+    REGISTRY_TIMEOUT_SECONDS,
     faust_credentials,
     kafka_config,
     kafka_ssl_context,
@@ -73,7 +74,7 @@ def test_plaintext_adds_nothing_to_any_client() -> None:
     settings = load_settings({})
     assert kafka_config(settings) == {"bootstrap.servers": "127.0.0.1:9092"}
     assert faust_credentials(settings) is None
-    assert registry_config(settings) == {"url": settings.schema_registry_url}
+    assert registry_config(settings) == {"url": settings.schema_registry_url, "timeout": REGISTRY_TIMEOUT_SECONDS}
     assert registry_http(settings) == {}
 
 
@@ -163,6 +164,7 @@ def test_the_registry_gets_basic_auth_and_its_ca(pem: dict[str, str]) -> None:
     )
     assert registry_config(settings) == {
         "url": "https://registry.example:8081",
+        "timeout": REGISTRY_TIMEOUT_SECONDS,
         "basic.auth.user.info": "reader:pa:ss",
         "ssl.ca.location": pem["ca.pem"],
     }
@@ -200,3 +202,14 @@ def test_a_refusal_is_told_from_a_broker_that_is_down() -> None:
         KafkaError(KafkaError._TRANSPORT, "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed")
     )
     assert not refused(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+    # A TLS connection's errors all name the broker as ssl://... or sasl_ssl://...: a broker that is down is not
+    # a TLS failure for that.
+    for down in (
+        "ssl://127.0.0.1:9095/bootstrap: Connect to ipv4#127.0.0.1:9095 failed: Connection refused (after 0ms)",
+        "sasl_ssl://127.0.0.1:9094/bootstrap: Disconnected while requesting ApiVersion: might be caused by ...",
+        "sasl_ssl://127.0.0.1:9094/bootstrap: SSL handshake failed: Disconnected (after 3ms in state SSL_HANDSHAKE)",
+    ):
+        assert not refused(KafkaError(KafkaError._TRANSPORT, down)), down
+    verify = "sasl_ssl://h:9094/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed"
+    assert refused(KafkaError(KafkaError._SSL, verify))
+    assert refused(KafkaError(KafkaError._TRANSPORT, verify))

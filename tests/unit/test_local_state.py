@@ -6,50 +6,67 @@ from pathlib import Path
 
 from app.local_state import KafkaOrigin, LocalTables, stale_reason
 
-HERE = KafkaOrigin("cluster-A", {"app-stock-changelog": "id-1", "app-generation-shards-changelog": "id-2"})
+STOCK, SHARDS = "app-stock-changelog", "app-generation-shards-changelog"
+HERE = KafkaOrigin("cluster-A", {STOCK: "id-1", SHARDS: "id-2"})
 
 
-def _tables(tmp_path: Path) -> LocalTables:
-    local = LocalTables(tmp_path / "v1" / "tables", "app", ["stock", "generation-shards"])
+def _tables(tmp_path: Path, tables: dict[str, str] | None = None) -> LocalTables:
+    local = LocalTables(tmp_path / "v1" / "tables", "app", tables or {"stock": STOCK, "generation-shards": SHARDS})
     for name in ("stock-0.db", "stock-3.db", "generation-shards-11.db", "other-app-table-0.db"):
-        (local.tabledir / name).mkdir(parents=True)
+        (local.tabledir / name).mkdir(parents=True, exist_ok=True)
         (local.tabledir / name / "CURRENT").write_text("rocksdb")
     return local
 
 
-def test_the_same_cluster_and_topics_keep_the_files() -> None:
-    assert stale_reason(HERE, KafkaOrigin("cluster-A", dict(HERE.topic_ids))) is None
-    # A changelog recorded then is the one that matters; a table added since has nothing recorded to contradict.
-    assert stale_reason(HERE, KafkaOrigin("cluster-A", {**HERE.topic_ids, "app-new-changelog": "id-9"})) is None
+def test_the_same_cluster_and_topic_keep_a_table() -> None:
+    assert stale_reason(HERE, KafkaOrigin("cluster-A", dict(HERE.topic_ids)), STOCK) is None
+    assert stale_reason(HERE, KafkaOrigin("cluster-A", {STOCK: "id-1"}), STOCK) is None  # the other one is not asked
 
 
-def test_another_cluster_a_recreated_or_lost_topic_or_no_record_drop_them() -> None:
-    assert "cluster-A" in (stale_reason(HERE, KafkaOrigin("cluster-B", dict(HERE.topic_ids))) or "")
-    recreated = KafkaOrigin("cluster-A", {**HERE.topic_ids, "app-stock-changelog": "id-7"})
-    assert "app-stock-changelog" in (stale_reason(HERE, recreated) or "")
-    lost = KafkaOrigin("cluster-A", {"app-generation-shards-changelog": "id-2"})
-    assert "app-stock-changelog" in (stale_reason(HERE, lost) or "")
-    assert stale_reason(None, HERE) is not None
+def test_another_cluster_a_recreated_or_lost_topic_or_no_record_drop_a_table() -> None:
+    assert "cluster-A" in (stale_reason(HERE, KafkaOrigin("cluster-B", dict(HERE.topic_ids)), STOCK) or "")
+    recreated = KafkaOrigin("cluster-A", {**HERE.topic_ids, STOCK: "id-7"})
+    assert STOCK in (stale_reason(HERE, recreated, STOCK) or "")
+    assert STOCK in (stale_reason(HERE, KafkaOrigin("cluster-A", {SHARDS: "id-2"}), STOCK) or "")
+    assert stale_reason(None, HERE, STOCK) is not None
+    assert stale_reason(KafkaOrigin("cluster-A", {SHARDS: "id-2"}), HERE, STOCK) is not None  # never recorded
 
 
 def test_stale_files_of_this_app_are_removed_and_others_kept(tmp_path: Path) -> None:
     local = _tables(tmp_path)
     local.remember(HERE)
     assert local.recorded() == HERE
-    assert local.discard_if_stale(HERE) is None
+    assert local.discard_if_stale(HERE) == []
     assert len(local.files()) == 3
-    reason = local.discard_if_stale(KafkaOrigin("cluster-B", dict(HERE.topic_ids)))
-    assert reason is not None
+    dropped = local.discard_if_stale(KafkaOrigin("cluster-B", dict(HERE.topic_ids)))
+    assert [line.split(":")[0] for line in dropped] == ["generation-shards", "stock"]
     assert local.files() == []
     assert (local.tabledir / "other-app-table-0.db" / "CURRENT").exists()  # another APP_ID's table
-    assert local.recorded() is None
+
+
+def test_only_the_table_whose_changelog_changed_is_dropped(tmp_path: Path) -> None:
+    local = _tables(tmp_path)
+    local.remember(HERE)
+    dropped = local.discard_if_stale(KafkaOrigin("cluster-A", {STOCK: "id-1", SHARDS: "id-9"}))
+    assert len(dropped) == 1
+    assert dropped[0].startswith("generation-shards")
+    assert [path.name for path in local.files()] == ["stock-0.db", "stock-3.db"]
+
+
+def test_a_worker_without_a_table_neither_checks_it_nor_forgets_it(tmp_path: Path) -> None:
+    _tables(tmp_path).remember(HERE)
+    agents_only = _tables(tmp_path, {"stock": STOCK})  # e.g. GENERATION_ENABLED=false
+    assert agents_only.discard_if_stale(KafkaOrigin("cluster-A", {STOCK: "id-1"})) == []
+    agents_only.remember(KafkaOrigin("cluster-A", {STOCK: "id-1"}))
+    assert agents_only.recorded() == HERE  # the shards' entry kept for the next generating start
+    assert len(agents_only.files("generation-shards")) == 1
 
 
 def test_files_without_a_record_are_dropped_and_no_files_need_nothing(tmp_path: Path) -> None:
-    empty = LocalTables(tmp_path / "nothing", "app", ["stock"])
-    assert empty.discard_if_stale(HERE) is None
+    empty = LocalTables(tmp_path / "nothing", "app", {"stock": STOCK})
+    assert empty.discard_if_stale(HERE) == []
     local = _tables(tmp_path)
-    assert local.discard_if_stale(HERE) == stale_reason(None, HERE)
+    assert len(local.discard_if_stale(HERE)) == 2
     assert local.files() == []
 
 
