@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 STACK := bash stack/stack.sh
 CODE := app agents tables schemas db
 
-.PHONY: install run run-workers test lint typecheck pytest stack-up stack-down stack-status bench bench-quick clean
+.PHONY: install run run-workers test lint typecheck pytest stack-up stack-down stack-status bench bench-quick faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ test: install
 	exit $$status
 
 lint: install
-	$(BIN)/ruff check $(CODE) tests
+	$(BIN)/ruff check $(CODE) tests faults
 
 typecheck: install
 	$(BIN)/mypy $(CODE)
@@ -55,6 +55,11 @@ bench: install stack-up
 
 bench-quick: install stack-up
 	$(BIN)/python -m bench.run --quick
+
+# Fault injection (issue 13): every scenario under load in both modes, one table, also faults/results/*.json.
+# It stops, kills and wipes the local stack's services (Kafka's data included) and leaves them up.
+faults: install stack-up
+	$(BIN)/python -m faults.run
 
 stack-up:
 	$(STACK) up
