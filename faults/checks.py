@@ -59,7 +59,7 @@ class Verdict:
         )
 
 
-def _millis(value: Mapping[str, Any]) -> dict[str, Any]:
+def millis(value: Mapping[str, Any]) -> dict[str, Any]:
     return {key: int(item.timestamp() * 1000) if isinstance(item, datetime) else item for key, item in value.items()}
 
 
@@ -123,7 +123,7 @@ def _judge_payments(
     config = DerivationConfig.from_settings(settings, lead_time_scale=settings.lead_time_scale)
     expected = {}
     for order_id, order in orders.items():
-        payment = decide_payment(_millis(order), config, rng_for(config.seed, order_id, Stage.PAYMENT))
+        payment = decide_payment(millis(order), config, rng_for(config.seed, order_id, Stage.PAYMENT))
         if payment is not None:
             expected[payment["payment_id"]] = (order_id, payment["status"], payment["amount"], payment["method"])
     found = {

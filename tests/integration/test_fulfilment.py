@@ -18,7 +18,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg2
 import pytest
@@ -29,6 +28,7 @@ from app.derivation import DerivationConfig, Stage, decide_payment, rng_for
 from app.inventory import fold
 from app.settings import load_settings
 from db.throwaway import create_database, drop_database, dsn_for
+from faults.checks import BAD_HEADER, IDS, distinct, distinct_changes, good_orders, ledger_sums, millis
 from tests.stock_support import (
     changelog_values,
     differences,
@@ -38,18 +38,15 @@ from tests.stock_support import (
     quiet,
     totals_disagreeing,
 )
-from tests.support import PG_DSN, ReadRecord, foldable_changes, read_back, run_worker, unique_topics
+from tests.support import PG_DSN, ReadRecord, read_back, run_worker, unique_topics
 from tests.unit.test_generation_support import tolerance
 
 pytestmark = pytest.mark.integration
 
-BAD_HEADER = "x-datagen-bad-record"
-KILLS = int(os.environ.get("FULFILMENT_KILLS") or 3)
+KILLS = int(os.environ.get("FULFILMENT_KILLS") or 2)  # tests/integration/test_faults.py kills two workers too
 RATE = 500
 P_PAY, P_SHIP = 0.85, 0.75
 STARTED = "generating with RANDOM_SEED="
-#: Which record field is each topic's id: copies of one id must be byte-identical.
-IDS = {"payments": "payment_id", "shipments": "shipment_id", "inventory_changes": "change_id"}
 
 
 @dataclass
@@ -129,38 +126,6 @@ def _outbox(mode: str, dsn: str, app_id: str) -> int:
     return sum(len(records) for records in changelog_values(app_id, "outbox").values())  # type: ignore[arg-type]
 
 
-def _good_orders(run: Run) -> dict[str, dict]:
-    return {
-        record.value["order_id"]: record.value
-        for record in run.records["orders"]
-        if BAD_HEADER not in record.headers and record.value is not None
-    }
-
-
-def _millis(value: dict) -> dict:
-    return {key: int(item.timestamp() * 1000) if isinstance(item, datetime) else item for key, item in value.items()}
-
-
-def _distinct(run: Run, role: str) -> dict[str, dict]:
-    """The records of ``role`` by id, first copy first."""
-    found: dict[str, dict] = {}
-    for record in sorted(run.records[role], key=lambda record: (record.partition, record.offset)):
-        if record.value is not None and BAD_HEADER not in record.headers:
-            found.setdefault(record.value[IDS[role]], record.value)
-    return found
-
-
-def _changes(run: Run) -> list[dict]:
-    """The inventory changes, each id once (its first copy), in the topic's order."""
-    seen: set[str] = set()
-    changes = []
-    for change in foldable_changes(run.records["inventory_changes"]):
-        if change["change_id"] not in seen:
-            seen.add(change["change_id"])
-            changes.append(change)
-    return changes
-
-
 def test_the_worker_was_killed_and_nothing_is_left_waiting_or_unsent(run: Run) -> None:
     assert KILLS >= 1
     assert run.stats["ledger"]["backlog"] == 0
@@ -175,13 +140,13 @@ def test_every_order_has_exactly_its_payment(run: Run) -> None:
     settings = load_settings(run.settings)
     config = DerivationConfig.from_settings(settings, lead_time_scale=settings.lead_time_scale)
     expected = {}
-    for order_id, order in _good_orders(run).items():
-        payment = decide_payment(_millis(order), config, rng_for(config.seed, order_id, Stage.PAYMENT))
+    for order_id, order in good_orders(run.records["orders"]).items():
+        payment = decide_payment(millis(order), config, rng_for(config.seed, order_id, Stage.PAYMENT))
         if payment is not None:
             expected[payment["payment_id"]] = (order_id, payment["status"], payment["amount"], payment["method"])
     found = {
         payment_id: (payment["order_id"], payment["status"], payment["amount"], payment["method"])
-        for payment_id, payment in _distinct(run, "payments").items()
+        for payment_id, payment in distinct(run.records["payments"], "payments").items()
     }
     assert expected
     assert found == expected
@@ -198,15 +163,15 @@ def test_copies_of_a_record_are_byte_identical(run: Run) -> None:
 
 
 def test_a_shipment_for_each_shipped_order_and_one_sale_each(run: Run) -> None:
-    orders = _good_orders(run)
-    payments = _distinct(run, "payments")
+    orders = good_orders(run.records["orders"])
+    payments = distinct(run.records["payments"], "payments")
     accepted = {payment["order_id"] for payment in payments.values() if payment["status"] != "DECLINED"}
-    shipments = _distinct(run, "shipments")
+    shipments = distinct(run.records["shipments"], "shipments")
     shipped = {shipment["order_id"] for shipment in shipments.values()}
     assert len(shipped) == len(shipments)  # one shipment per order
     assert shipped <= accepted
     sales: dict[str, list[dict]] = defaultdict(list)
-    for change in _changes(run):
+    for change in distinct_changes(run.records["inventory_changes"]):
         if change["change_type"] == "SALE":
             sales[change["source_id"]].append(change)
     assert set(sales) == shipped
@@ -219,26 +184,18 @@ def test_a_shipment_for_each_shipped_order_and_one_sale_each(run: Run) -> None:
     assert abs(share - P_SHIP) <= tolerance(P_SHIP, len(orders)), (len(shipments), len(orders), run.stats["agents"])
 
 
-def _ledger(run: Run) -> dict[tuple[int, int], int]:
-    """The sum of the topic's deltas per (product, warehouse)."""
-    sums: dict[tuple[int, int], int] = defaultdict(int)
-    for change in _changes(run):
-        sums[(change["product_id"], change["warehouse_id"])] += change["delta"]
-    return dict(sums)
-
-
 def test_the_topic_is_a_faithful_ledger_never_negative_and_nothing_clamped(run: Run) -> None:
-    sums = _ledger(run)
+    sums = ledger_sums(distinct_changes(run.records["inventory_changes"]))
     assert sums
     assert min(sums.values()) >= 0
-    states = fold(_changes(run))
+    states = fold(distinct_changes(run.records["inventory_changes"]))
     assert sum(state.clamped_units for state in states.values()) == 0
     folded = {(s.product_id, w): stock.on_hand for s in states.values() for w, stock in s.warehouses.items()}
     assert differences(folded, sums) == {}
 
 
 def test_the_stock_equals_the_ledger_in_the_listing_and_in_postgres(run: Run) -> None:
-    sums = _ledger(run)
+    sums = ledger_sums(distinct_changes(run.records["inventory_changes"]))
     assert differences(listed_on_hand(run.listing), sums, default=0) == {}
     assert differences(run.postgres, sums, default=0) == {}  # the mirror (kafka) or the rows themselves
     assert totals_disagreeing(run.dsn) == []
