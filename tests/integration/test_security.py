@@ -20,7 +20,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 from psycopg2 import sql
+from psycopg2.extensions import make_dsn
 
+from db.throwaway import create_database, drop_database, dsn_for
 from tests.stock_support import high_watermarks
 from tests.support import PG_DSN, ROOT, Worker, run_worker, unique_topics, wait_for
 
@@ -94,14 +96,17 @@ def _refused(tmp_path: Path, settings: dict[str, str]) -> str:
 
 @pytest.fixture
 def secret_role() -> Iterator[tuple[str, str]]:
-    """A Postgres role with a random password (the stack's admin/admin is no secret), and a DSN that uses it."""
+    """A Postgres role with a random password (the stack's admin/admin is no secret) and a DSN of it to a throwaway
+    database, where the worker seeds tables the role then owns: the database is dropped before the role."""
     name, password = f"sec_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
     with psycopg2.connect(PG_DSN) as conn, conn.cursor() as cursor:
         cursor.execute(sql.SQL("create role {} login superuser password %s").format(sql.Identifier(name)), [password])
     conn.close()
+    database = create_database(PG_DSN, "sectest")
     try:
-        yield password, PG_DSN.replace("user=admin password=admin", f"user={name} password={password}")
+        yield password, make_dsn(dsn_for(PG_DSN, database), user=name, password=password)
     finally:
+        drop_database(PG_DSN, database)
         with psycopg2.connect(PG_DSN) as conn, conn.cursor() as cursor:
             cursor.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(name)))
         conn.close()
