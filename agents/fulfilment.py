@@ -34,6 +34,7 @@ from app.decoding import RecordDecoder
 from app.derivation import DerivationConfig, inventory_change
 from app.inventory.stockroom import StockReference
 from app.producer import EventProducer
+from app.retry import until_done
 from app.settings import Settings
 from app.stats import EmissionStats
 from db.mirror import mirror_stock
@@ -150,16 +151,21 @@ class FulfilmentAgents:
         if not any(on_hand > 0 for on_hand in self.reference.opening.values()):
             return  # nothing to open with
         waited = False
-        while await asyncio.to_thread(self._is_new):
+        while await self._new():
             if not waited:
                 log.info("waiting for the worker of generation shard 0 to open the inventory")
                 waited = True
             await asyncio.sleep(OPENING_POLL_SECONDS)
 
+    async def _new(self) -> bool:
+        """``_is_new``, asked again with backoff while Kafka does not answer (a broker restarting as a worker starts
+        ended the worker here: found by the fault suite)."""
+        return await until_done(lambda: asyncio.to_thread(self._is_new), "checking whether the inventory is opened")
+
     async def _open_if_new(self) -> None:
         assert self.reference is not None
         assert self._producer is not None
-        if await asyncio.to_thread(self._is_new):
+        if await self._new():
             opened = self._send_opening_balances(self.reference, self._producer)
             await deliver(self._producer, "opening balances", self.stopping)
             log.info("inventory opened from the seeded stock: %d opening RESTOCK requests", opened)
