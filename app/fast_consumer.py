@@ -10,24 +10,121 @@ clears the buffers, cancelling their waiting puts, and flushes the producer. If 
 assignment, the read offset is left to that assignment's seek (Faust's form would have set it before the seek).
 Everything else in the loop does what Faust's does. This overrides a private method of the faust-streaming pinned in
 setup.py: ``tests/unit/test_fast_consumer.py`` fails when the original changes.
+
+It also closes five ways in which Faust 0.15.3 commits past records no stream has processed (found by the fault
+suite, faults/: a worker that starts while the registry is down, or after the whole stack restarted, left records of
+an orders partition undecided with the group's offset past them):
+
+- **Records held back while the flow is suspended.** Faust's loop races each hand-off against ``suspend_flow`` and
+  moves the read offset past a record whose hand-off lost the race, as if delivered; a copy fetched again after the
+  seek is then dropped as already read. Here a record of an acknowledged topic is not handed over while the flow is
+  suspended: the rest of its partition's batch is set aside, the read offset stays, and before the next hand-off the
+  partitions are sought to their committed offsets unless a seek came first.
+- **A batch fetched before a seek is not handed over after it.** Recovery seeks the stream partitions while the loop
+  may still be iterating a batch fetched before; the rest of that batch is dropped (the seek fetches it again).
+- **No gap is taken for records not handed over.** A jump in the offsets of an acknowledged topic (no transactions, no
+  compaction) means records were fetched and not handed over; Faust records the jump as acknowledged. Here the
+  partition is sought back to its read offset first; only a jump that comes again at the same place is Faust's gap.
+- **A partition without a committed offset starts where the reset policy says.** aiokafka's ``seek_to_committed``
+  leaves such a partition wherever its fetch got to; here it is sought to the beginning (``earliest``, Faust's default).
+- **The commit waits for the committed offset's own record.** Faust's ``_new_offset`` commits a run of acknowledged
+  offsets that starts one past the committed offset, skipping that record; here the run must start at it.
+
+And recovery (``SeekFirstRecovery``): Faust's ``Recovery.on_recovery_completed`` resumes the stream partitions, seeks
+them and then resumes the flow control, which clears every stream buffer. With standby tables the flow already runs
+then (standby recovery resumed it), so records are handed to the streams between the resume and the clear, and
+lost. Here the flow is stopped first; the original then resumes it after its seek.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar, cast
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
 
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import aiokafka
+from faust.types import TP
 from faust.types.transports import ConsumerT
 from mode import Service, ServiceT
 
 
 class FastDrainConsumer(aiokafka.Consumer):
-    """The aiokafka consumer, awaiting the conductor directly while the flow runs."""
+    """The aiokafka consumer, awaiting the conductor directly while the flow runs, and never committing past a record
+    it did not hand over."""
+
+    #: How many times every partition was sought to its committed offset: a batch fetched before is stale.
+    seeks: int = 0
+    #: Records set aside while the flow was suspended: the partitions must be sought again before the next hand-off.
+    held_back: bool = False
+    #: The read offset at which each partition last jumped: a second jump at the same place is a real gap.
+    jumped_at: dict[TP, int]
+    #: The offset of the record last handed over, by partition.
+    handed_over: dict[TP, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.jumped_at = {}
+        self.handed_over = {}
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        self.seeks += 1
+        self.held_back = False
+        self.handed_over.clear()
+        committed = dict(await super().seek_to_committed())
+        # aiokafka seeks only partitions with a committed offset above 0; the others stay where their fetch got to.
+        # Here those of acknowledged topics start at their earliest offset, which is then their committed offset.
+        unset = [tp for tp, offset in committed.items() if not offset and self.app.topics.acks_enabled_for(tp.topic)]
+        if unset and self.app.conf.consumer_auto_offset_reset == "earliest":
+            earliest = await self.earliest_offsets(*unset)
+            for tp in unset:
+                offset = earliest.get(tp)
+                if offset is not None:
+                    await self._seek(tp, offset)
+                    committed[tp] = offset
+        return committed
+
+    async def perform_seek(self) -> None:
+        """Faust's, keeping an offset of 0 for acknowledged topics: Faust takes 0 for unknown, so the first records of
+        a partition could be skipped without the loop noticing, and a commit could pass them."""
+        committed = await self.seek_to_committed()
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        for partition, offset in committed.items():
+            tp = ensure_TP(partition)
+            if offset is not None and offset >= 0 and acks_enabled_for(tp.topic):
+                self._read_offset[tp] = offset
+                self._committed_offset[tp] = offset
+            else:
+                self._read_offset[tp] = offset if offset is not None and offset >= 0 else None
+                if offset:
+                    self._committed_offset[tp] = offset
+
+    def _new_offset(self, tp: TP) -> int | None:
+        acked = self._acked[tp]
+        committed = self._committed_offset[tp]
+        if acked and committed is not None:
+            gaps = self._gap[tp]
+            lowest = min(min(acked), gaps.begin()) if gaps else min(acked)
+            if lowest > committed:
+                return None  # the committed offset's own record is not acknowledged yet
+        return super()._new_offset(tp)
+
+    async def _add_real_gap(self, tp: TP, first: int, end: int) -> None:
+        """Offsets ``first`` to ``end`` (excluded) hold no record: count them as acknowledged. Faust's ``_add_gap``
+        takes the record after the read offset and the one being handed over for records too (both off by one)."""
+        committed = self._committed_offset[tp]
+        if committed is not None:
+            first = max(first, committed)
+        if first < end:
+            gaps = self._gap[tp]
+            gaps.addi(first, end)
+            gaps.merge_overlaps()
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
-        # Faust 0.15.3's loop; only the hand-off (marked below) differs. Runs until the consumer or fetcher stops.
+        # Faust 0.15.3's loop; the hand-off and what comes before it (marked below) differ. Runs until the consumer
+        # or fetcher stops.
         callback = self.callback
         getmany = self.getmany
         consumer_should_stop = cast(Service, self)._stopped.is_set
@@ -43,6 +140,7 @@ class FastDrainConsumer(aiokafka.Consumer):
         unset_flag = self.diag.unset_flag
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
+        handed_over = self.handed_over
 
         yield_every = 100
         num_since_yield = 0
@@ -55,37 +153,71 @@ class FastDrainConsumer(aiokafka.Consumer):
                 # getmany can return at once many times in a row without giving the loop a turn.
                 await self.sleep(0)
                 if not self.should_stop:
+                    set_aside: set[TP] = set()
+                    seeks = -1  # the seeks made before this batch was fetched, read at its first record
                     async for tp, message in ait:
                         num_since_yield += 1
                         if num_since_yield > yield_every:
                             await sleep(0)
                             num_since_yield = 0
 
+                        # Differs from Faust: records set aside or fetched before a seek are not handed over.
+                        if seeks < 0:
+                            seeks = self.seeks
+                        elif self.seeks != seeks:
+                            break
+                        if tp in set_aside:
+                            continue
+                        stopping = consumer_should_stop() or consumer_crashed()
+                        suspended = suspend_flow.is_set() or not flow_control_is_active()
+                        acked_topic = acks_enabled_for(message.topic)
+                        if suspended and acked_topic and not stopping:
+                            set_aside.add(tp)
+                            self.held_back = True
+                            continue
+                        if self.held_back and not suspended:
+                            self.held_back = False
+                            await self.perform_seek()
+                            break
+
                         offset = message.offset
                         r_offset = get_read_offset(tp)
                         if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
+                            # Differs from Faust: the next record expected is the read offset's when a seek set
+                            # it, the one after when it was handed over; a jump past it is fetched again first.
+                            if acked_topic and r_offset is not None:
+                                expected = r_offset + 1 if handed_over.get(tp) == r_offset else r_offset
+                                if offset > expected:
+                                    if self.jumped_at.get(tp) != expected:
+                                        self.jumped_at[tp] = expected
+                                        self.log.warning(
+                                            "%s jumped from offset %d to %d: fetching it again from %d",
+                                            tp,
+                                            expected,
+                                            offset,
+                                            expected,
+                                        )
+                                        set_aside.add(tp)
+                                        await self._seek(tp, expected)
+                                        set_read_offset(tp, expected)  # Faust's seek would take 0 for unknown
+                                        continue
+                                    await self._add_real_gap(tp, expected, offset)
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
                                 await self.commit()
-                            # The hand-off: the one place that differs from Faust.
-                            if (
-                                suspend_flow.is_set()
-                                or consumer_should_stop()
-                                or consumer_crashed()
-                                or not flow_control_is_active()
-                            ):
+                            # The hand-off: awaited directly while the flow runs.
+                            if suspended or stopping:
                                 await self.wait_first(callback(message), suspend_flow.wait())
                                 set_read_offset(tp, offset)
+                                handed_over[tp] = offset
                             else:
                                 generation = app.consumer_generation_id
                                 await callback(message)
-                                # A rebalance that ran while the callback waited (for a full buffer, say) has reset
-                                # the read offsets, or will; Faust's form set this one before that reset, never after.
-                                if app.consumer_generation_id == generation:
+                                # A rebalance or seek that ran while the callback waited (for a full buffer, say)
+                                # has reset the read offsets, or will; Faust's form set this one before that reset.
+                                if app.consumer_generation_id == generation and self.seeks == seeks:
                                     set_read_offset(tp, offset)
+                                    handed_over[tp] = offset
                         else:
                             self.log.dev(
                                 "DROPPED MESSAGE ROFF %r: k=%r v=%r",
@@ -116,3 +248,22 @@ class FastDrainTransport(aiokafka.Transport):
     """The aiokafka transport, making ``FastDrainConsumer`` consumers."""
 
     Consumer: ClassVar[type[ConsumerT]] = FastDrainConsumer
+
+
+class SeekFirstRecovery(Recovery):
+    """Faust's recovery, with the flow stopped while the stream partitions are resumed and sought."""
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        self.app.consumer.stop_flow()
+        self.app.flow_control.suspend()
+        await super().on_recovery_completed(generation_id)
+
+
+class SeekFirstTableManager(TableManager):
+    """Faust's table manager, recovering through ``SeekFirstRecovery``."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = SeekFirstRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery

@@ -22,6 +22,7 @@ from agents.generation import GenerationAgent
 from agents.views import inventory_source, register_inventory_views
 from app.clients import faust_credentials, registry_config
 from app.exceptions import SettingsError
+from app.fast_consumer import SeekFirstTableManager
 from app.health import HealthChecker
 from app.registry import register_until_done
 from app.retry import until_done
@@ -121,6 +122,7 @@ def create_app(settings: Settings) -> faust.App:
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=faust_credentials(settings),
         store="rocksdb://",
+        TableManager=SeekFirstTableManager,  # recovery that stops the flow before it seeks (app/fast_consumer.py)
         datadir=settings.data_dir,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,

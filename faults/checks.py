@@ -55,7 +55,12 @@ class Verdict:
     @property
     def ok(self) -> bool:
         return not (
-            self.lost or self.doubled or self.ledger_mismatches or self.clamped_units or self.dead_letters_wrong
+            self.lost
+            or self.doubled
+            or self.ledger_mismatches
+            or self.clamped_units
+            or self.dead_letters_wrong
+            or self.problems
         )
 
 

@@ -195,7 +195,10 @@ class Deployment:
 
     def in_flight(self) -> int:
         """Orders on the topic that the agents' group has not committed yet: events not yet decided."""
-        topic = self.roles["orders"]
+        return self.uncommitted(self.roles["orders"])
+
+    def uncommitted(self, topic: str) -> int:
+        """Records of ``topic`` past the agents' group's committed offsets."""
         ends = high_watermarks(topic)
         consumer = Consumer({"bootstrap.servers": KAFKA_BOOTSTRAP, "group.id": self.app_id})
         try:
@@ -251,6 +254,8 @@ class Deployment:
         last.worker.wait_until("/inventory/", 200, timeout=START_TIMEOUT)
         stats, items = quiet(last.worker, timeout=300)
         last.terminate()
+        # Decided and committed: a group offset short of the end would have the records after it decided again.
+        behind = {role: n for role in ("orders", "requests") if (n := self.uncommitted(self.roles[role]))}
         expected = sum(sum(high_watermarks(topic).values()) for topic in self.roles.values())
         everything = read_back(list(self.roles.values()), expected, timeout=300)
         if len(everything) != expected:
@@ -264,7 +269,9 @@ class Deployment:
                 for key, value in changelog_values(self.app_id, "stock-ledger").items()
                 for w, row in value["w"].items()  # type: ignore[index]
             }
-        return Outcome(records, stats, judge(self.parsed(), records, stocks))
+        verdict = judge(self.parsed(), records, stocks)
+        verdict.note("records past the group's committed offsets once settled", sum(behind.values()), behind)
+        return Outcome(records, stats, verdict)
 
     def parsed(self) -> Settings:
         return load_settings(self.settings)
@@ -272,6 +279,9 @@ class Deployment:
     def close(self) -> None:
         for member in self.members:
             member.kill()
+        if os.environ.get("FAULTS_KEEP"):
+            print(f"FAULTS_KEEP: kept app {self.app_id}, topics {self.roles}, database {self.database}", flush=True)
+            return
         with suppress(Exception):
             delete_topics(self.topics["APP_ID"].removeprefix("datagen-"), self.app_id)
         drop_database(PG_DSN, self.database)
