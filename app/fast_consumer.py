@@ -11,29 +11,36 @@ assignment, the read offset is left to that assignment's seek (Faust's form woul
 Everything else in the loop does what Faust's does. This overrides a private method of the faust-streaming pinned in
 setup.py: ``tests/unit/test_fast_consumer.py`` fails when the original changes.
 
-It also closes five ways in which Faust 0.15.3 commits past records no stream has processed (found by the fault
-suite, faults/: a worker that starts while the registry is down, or after the whole stack restarted, left records of
-an orders partition undecided with the group's offset past them):
+It also never lets a commit pass a record that no stream was handed (found by the fault suite, faults/: workers
+joining a fresh group together, when the registry was down at their start or after the whole stack restarted, left
+one orders partition undecided with the group's offset at its end). Faust 0.15.3 can, in six ways, each closed here:
 
-- **Records held back while the flow is suspended.** Faust's loop races each hand-off against ``suspend_flow`` and
-  moves the read offset past a record whose hand-off lost the race, as if delivered; a copy fetched again after the
-  seek is then dropped as already read. Here a record of an acknowledged topic is not handed over while the flow is
-  suspended: the rest of its partition's batch is set aside, the read offset stays, and before the next hand-off the
-  partitions are sought to their committed offsets unless a seek came first.
-- **A batch fetched before a seek is not handed over after it.** Recovery seeks the stream partitions while the loop
-  may still be iterating a batch fetched before; the rest of that batch is dropped (the seek fetches it again).
-- **No gap is taken for records not handed over.** A jump in the offsets of an acknowledged topic (no transactions, no
-  compaction) means records were fetched and not handed over; Faust records the jump as acknowledged. Here the
-  partition is sought back to its read offset first; only a jump that comes again at the same place is Faust's gap.
-- **A partition without a committed offset starts where the reset policy says.** aiokafka's ``seek_to_committed``
-  leaves such a partition wherever its fetch got to; here it is sought to the beginning (``earliest``, Faust's default).
-- **The commit waits for the committed offset's own record.** Faust's ``_new_offset`` commits a run of acknowledged
-  offsets that starts one past the committed offset, skipping that record; here the run must start at it.
+- **Records fetched while the flow is suspended.** Faust races each hand-off against ``suspend_flow`` and moves the
+  read offset past a record whose hand-off lost, as if handed; its copy fetched again after the seek is dropped as
+  already read. Here a record of an acknowledged topic is not handed while the flow is suspended: the rest of its
+  partition's batch is set aside, the read offset stays, and before the next hand-off every partition is sought to
+  its committed offset, unless a seek came first.
+- **A batch fetched before a seek.** Recovery seeks the stream partitions while the loop may still be iterating a
+  batch fetched before; the rest of that batch is dropped, since the seek fetches it again.
+- **A jump in the offsets.** Faust counts the offsets between the read offset and a record past it (and that record
+  itself, before it is processed) as acknowledged. On an acknowledged topic (no transactions, no compaction) a jump
+  means records were fetched and not handed, so here the partition is sought back to the record expected next (the
+  read offset when a seek set it, the one after when it was handed); only a jump that comes again at the same place
+  is a real gap, and only the offsets without records are counted.
+- **A partition without a committed offset.** aiokafka's ``seek_to_committed`` leaves it wherever its fetch got to;
+  here it starts at its earliest offset (the ``earliest`` reset policy, Faust's default), which becomes its
+  committed offset.
+- **Offset 0 taken for unknown.** Faust's ``perform_seek`` stores a committed or read offset of 0 as None, which turns
+  off both checks at a partition's start; here 0 is kept for acknowledged topics.
+- **The commit past the committed offset's record.** Faust's ``_new_offset`` commits a run of acknowledged offsets that
+  starts one past the committed offset, skipping that record; here the run must start at it.
 
 And recovery (``SeekFirstRecovery``): Faust's ``Recovery.on_recovery_completed`` resumes the stream partitions, seeks
 them and then resumes the flow control, which clears every stream buffer. With standby tables the flow already runs
-then (standby recovery resumed it), so records are handed to the streams between the resume and the clear, and
-lost. Here the flow is stopped first; the original then resumes it after its seek.
+by then (standby recovery resumed it), so records handed to the streams between the resume and the clear were lost.
+Here the flow is stopped first; the original resumes it after its seek.
+
+The Faust and aiokafka functions these rely on are pinned by hash in ``tests/unit/test_fast_consumer.py``.
 """
 
 from __future__ import annotations
