@@ -18,15 +18,16 @@ one orders partition undecided with the group's offset at its end). Faust 0.15.3
 - **Records fetched while the flow is suspended.** Faust races each hand-off against ``suspend_flow`` and moves the
   read offset past a record whose hand-off lost, as if handed; its copy fetched again after the seek is dropped as
   already read. Here a record of an acknowledged topic is not handed while the flow is suspended: the rest of its
-  partition's batch is set aside, the read offset stays, and before the next hand-off every partition is sought to
-  its committed offset, unless a seek came first.
+  partition's batch is set aside, the read offset stays, and before that partition's next hand-off it is fetched
+  again from the first record set aside, unless a seek of every partition (recovery's) came first.
 - **A batch fetched before a seek.** Recovery seeks the stream partitions while the loop may still be iterating a
-  batch fetched before; the rest of that batch is dropped, since the seek fetches it again.
+  batch fetched before; the rest of that batch's acknowledged records are dropped, since the seek fetches them again.
 - **A jump in the offsets.** Faust counts the offsets between the read offset and a record past it (and that record
   itself, before it is processed) as acknowledged. On an acknowledged topic (no transactions, no compaction) a jump
   means records were fetched and not handed, so here the partition is sought back to the record expected next (the
   read offset when a seek set it, the one after when it was handed); only a jump that comes again at the same place
-  is a real gap, and only the offsets without records are counted.
+  is a real gap, and only the offsets without records are counted. This check is what holds the line: whatever
+  else lets a record slip past, the next record of its partition shows the hole.
 - **A partition without a committed offset.** aiokafka's ``seek_to_committed`` leaves it wherever its fetch got to;
   here it starts at its earliest offset (the ``earliest`` reset policy, Faust's default), which becomes its
   committed offset.
@@ -40,7 +41,9 @@ them and then resumes the flow control, which clears every stream buffer. With s
 by then (standby recovery resumed it), so records handed to the streams between the resume and the clear were lost.
 Here the flow is stopped first; the original resumes it after its seek.
 
-The Faust and aiokafka functions these rely on are pinned by hash in ``tests/unit/test_fast_consumer.py``.
+Changelog records (not acknowledged, no committed offset to go back to) keep Faust's way throughout. Seeks run in
+the consumer's thread (``seek_wait``), as Faust's own do. The Faust and aiokafka functions these rely on are pinned by
+hash in ``tests/unit/test_fast_consumer.py``.
 """
 
 from __future__ import annotations
@@ -64,21 +67,24 @@ class FastDrainConsumer(aiokafka.Consumer):
 
     #: How many times every partition was sought to its committed offset: a batch fetched before is stale.
     seeks: int = 0
-    #: Records set aside while the flow was suspended: the partitions must be sought again before the next hand-off.
-    held_back: bool = False
-    #: The read offset at which each partition last jumped: a second jump at the same place is a real gap.
+    #: Partitions whose records were set aside while the flow was suspended, and the first such record's offset: the
+    #: partition is fetched again from there before the next hand-off, unless a seek of every partition came first.
+    held: dict[TP, int]
+    #: The offset expected where each partition last jumped: a second jump at the same place is a real gap.
     jumped_at: dict[TP, int]
     #: The offset of the record last handed over, by partition.
     handed_over: dict[TP, int]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.held = {}
         self.jumped_at = {}
         self.handed_over = {}
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         self.seeks += 1
-        self.held_back = False
+        self.held.clear()
+        self.jumped_at.clear()
         self.handed_over.clear()
         committed = dict(await super().seek_to_committed())
         # aiokafka seeks only partitions with a committed offset above 0; the others stay where their fetch got to.
@@ -86,11 +92,9 @@ class FastDrainConsumer(aiokafka.Consumer):
         unset = [tp for tp, offset in committed.items() if not offset and self.app.topics.acks_enabled_for(tp.topic)]
         if unset and self.app.conf.consumer_auto_offset_reset == "earliest":
             earliest = await self.earliest_offsets(*unset)
-            for tp in unset:
-                offset = earliest.get(tp)
-                if offset is not None:
-                    await self._seek(tp, offset)
-                    committed[tp] = offset
+            starts = {tp: earliest[tp] for tp in unset if earliest.get(tp) is not None}
+            await self.seek_wait(starts)  # in the consumer's thread, as Faust's own seeks
+            committed.update(starts)
         return committed
 
     async def perform_seek(self) -> None:
@@ -105,8 +109,29 @@ class FastDrainConsumer(aiokafka.Consumer):
                 self._committed_offset[tp] = offset
             else:
                 self._read_offset[tp] = offset if offset is not None and offset >= 0 else None
-                if offset:
-                    self._committed_offset[tp] = offset
+                if offset is not None:
+                    self._committed_offset[tp] = offset or None
+
+    async def _fetch_again(self, tp: TP, offset: int, why: str) -> bool:
+        """Seek ``tp`` to ``offset`` so its records from there are fetched again; False if it could not be."""
+        if tp not in self.assignment():
+            return False  # revoked meanwhile: its next owner starts from the committed offset
+        self.log.warning("%s: fetching it again from offset %d: %s", tp, offset, why)
+        try:
+            await self.seek_wait({tp: offset})
+        except Exception as error:  # the fetch goes on; the jump check sees the records still missing
+            self.log.warning("%s: seeking to offset %d failed (%r); the next jump tries again", tp, offset, error)
+            return False
+        self._read_offset[tp] = offset
+        self.handed_over.pop(tp, None)
+        return True
+
+    async def _fetch_held_again(self) -> set[TP]:
+        """Fetch again every partition held back while the flow was suspended; the partitions sought."""
+        held, self.held = self.held, {}
+        for tp, offset in held.items():
+            await self._fetch_again(tp, offset, "its records were set aside while the flow was suspended")
+        return set(held)
 
     def _new_offset(self, tp: TP) -> int | None:
         acked = self._acked[tp]
@@ -148,6 +173,8 @@ class FastDrainConsumer(aiokafka.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         handed_over = self.handed_over
+        held = self.held
+        jumped_at = self.jumped_at
 
         yield_every = 100
         num_since_yield = 0
@@ -161,54 +188,55 @@ class FastDrainConsumer(aiokafka.Consumer):
                 await self.sleep(0)
                 if not self.should_stop:
                     set_aside: set[TP] = set()
-                    seeks = -1  # the seeks made before this batch was fetched, read at its first record
+                    # The seeks made before the batch was fetched, read at its first record: a seek after it makes
+                    # the rest stale (a record that slips through, fetched across a seek, fails the offset check).
+                    seeks = -1
                     async for tp, message in ait:
                         num_since_yield += 1
                         if num_since_yield > yield_every:
                             await sleep(0)
                             num_since_yield = 0
 
-                        # Differs from Faust: records set aside or fetched before a seek are not handed over.
                         if seeks < 0:
                             seeks = self.seeks
-                        elif self.seeks != seeks:
-                            break
-                        if tp in set_aside:
-                            continue
+                        offset = message.offset
                         stopping = consumer_should_stop() or consumer_crashed()
                         suspended = suspend_flow.is_set() or not flow_control_is_active()
                         acked_topic = acks_enabled_for(message.topic)
-                        if suspended and acked_topic and not stopping:
-                            set_aside.add(tp)
-                            self.held_back = True
-                            continue
-                        if self.held_back and not suspended:
-                            self.held_back = False
-                            await self.perform_seek()
-                            break
-
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            # Differs from Faust: the next record expected is the read offset's when a seek set
-                            # it, the one after when it was handed over; a jump past it is fetched again first.
-                            if acked_topic and r_offset is not None:
+                        # Differs from Faust: a record of an acknowledged topic is handed over only while the flow
+                        # runs, fetched after the last seek, and where the partition's offsets are expected.
+                        if acked_topic and not stopping:
+                            if tp in set_aside:
+                                continue
+                            if self.seeks != seeks:
+                                set_aside.add(tp)  # the seek fetches it again
+                                continue
+                            if suspended:
+                                held.setdefault(tp, offset)
+                                set_aside.add(tp)
+                                continue
+                            if held:
+                                set_aside.update(await self._fetch_held_again())
+                                if tp in set_aside:
+                                    continue
+                            r_offset = get_read_offset(tp)
+                            if r_offset is not None and offset >= r_offset:
                                 expected = r_offset + 1 if handed_over.get(tp) == r_offset else r_offset
                                 if offset > expected:
-                                    if self.jumped_at.get(tp) != expected:
-                                        self.jumped_at[tp] = expected
-                                        self.log.warning(
-                                            "%s jumped from offset %d to %d: fetching it again from %d",
-                                            tp,
-                                            expected,
-                                            offset,
-                                            expected,
-                                        )
-                                        set_aside.add(tp)
-                                        await self._seek(tp, expected)
-                                        set_read_offset(tp, expected)  # Faust's seek would take 0 for unknown
+                                    set_aside.add(tp)
+                                    if jumped_at.get(tp) != expected:
+                                        why = f"its offsets jumped from {expected} to {offset}"
+                                        if await self._fetch_again(tp, expected, why):
+                                            jumped_at[tp] = expected
                                         continue
+                                    # The same jump again: offsets expected to offset hold no record.
+                                    set_aside.discard(tp)
                                     await self._add_real_gap(tp, expected, offset)
+                                elif jumped_at and offset == expected:
+                                    jumped_at.pop(tp, None)
+
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
                                 await self.commit()
@@ -232,7 +260,6 @@ class FastDrainConsumer(aiokafka.Consumer):
                                 message.key,
                                 message.value,
                             )
-                    unset_flag(CONSUMER_FETCHING)
 
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
