@@ -20,8 +20,10 @@ from mode import BaseSignalT
 
 from agents.requests import CHANGE, headers_of, requests_topic
 from agents.shards import SHARDS_TABLE, ShardKeeper
+from agents.truth import TruthTeller
 from app.avro import AvroCodec
 from app.clients import kafka_config
+from app.decoding import RecordDecoder
 from app.generation import (
     BYTE_LEVEL_KINDS,
     Catalog,
@@ -38,6 +40,7 @@ from app.generation import (
 from app.producer import EventProducer
 from app.settings import Settings
 from app.stats import EmissionStats
+from app.truth import minute_of
 from db.catalog import write_price_changes
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,15 @@ BACKPRESSURE_PAUSE = 0.01
 PRICE_FLUSH_SECONDS = 1.0
 #: How long a stopping worker waits for queued records to reach Kafka.
 SHUTDOWN_FLUSH_SECONDS = 3.0
+#: How long a worker losing shards in a rebalance waits for their records to reach Kafka (their next owner counts
+#: what Kafka holds of their open minutes).
+REVOKE_FLUSH_SECONDS = 5.0
+#: How often where each shard's published truth ends is written to the shards table.
+TRUTH_MARK_SECONDS = 1.0
 
+
+#: The kinds of event the generator emits itself (payments, shipments and SALE changes are the agents').
+GENERATED_KINDS = ("orders", "customer_interactions", "inventory_changes")
 
 #: What the producer takes: topic, key, value, timestamp in ms, headers.
 Record = tuple[str, bytes, bytes, int, list[tuple[str, str | bytes | None]] | None]
@@ -95,9 +106,11 @@ class Generation:
         producer: EventProducer,
         stats: EmissionStats,
         *,
+        teller: TruthTeller | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """``teller``: counts what each shard emits per minute and publishes it on the truth topic."""
         self._settings = settings
         self._codec = codec
         self._producer = producer
@@ -107,6 +120,10 @@ class Generation:
         self._zone = ZoneInfo(settings.timezone)
         self._topics = settings.topics()
         self._routes = routes(settings)
+        self._shard_routes: dict[int, dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]]] = {}
+        self._teller = teller
+        if teller is not None:
+            teller.book.closed_through = minute_of(int(wall_clock() * 1000))
         self._shards = settings.generation_shards
         self._bucket = TokenBucket(0.0, settings.bucket_capacity, monotonic())
         self.streams: dict[int, ShardStream] = {}
@@ -142,6 +159,8 @@ class Generation:
             return 0
         if self.finished:
             self._finish()
+            self._producer.serve(0)
+            self._publish_truth(paused)
             return 0
         now = self._monotonic()
         streams = [] if paused else [stream for stream in self.streams.values() if not stream.finished]
@@ -157,11 +176,36 @@ class Generation:
             if batch < MAX_BATCH or now >= deadline or self._stopped:
                 break
         self._producer.serve(0)
+        self._publish_truth(paused)
         for stream in self.streams.values():
             self.price_changes.extend(stream.generator.drain_price_changes())
         self._stats.pending = self._producer.queued()
         self._stats.shortfall = self.shortfall()
         return count
+
+    def _publish_truth(self, paused: bool) -> None:
+        """Publish the truth of every minute that is over and settled (not while a rebalance is under way)."""
+        if self._teller is not None and not paused:
+            self._teller.publish(int(self._wall_clock() * 1000), self.streams.__contains__)
+
+    def publish_open_truth(self) -> int:
+        """At a graceful stop, after the flush: the truth of the minutes still open, marked incomplete."""
+        if self._teller is None:
+            return 0
+        now_ms = int(self._wall_clock() * 1000)
+        return self._teller.publish(now_ms, self.streams.__contains__) + self._teller.publish_open(now_ms)
+
+    def _routes_of(self, shard: int) -> dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]]:
+        """Where each kind of ``shard``'s events goes, with the header naming the shard when the truth is told."""
+        found = self._shard_routes.get(shard)
+        if found is None:
+            if self._teller is None:
+                found = self._routes
+            else:
+                own = self._teller.headers(shard)
+                found = {kind: (topic, [*(headers or []), *own]) for kind, (topic, headers) in self._routes.items()}
+            self._shard_routes[shard] = found
+        return found
 
     def _target(self, streams: int) -> float:
         factor = 1.0
@@ -174,21 +218,38 @@ class Generation:
 
     async def _emit(self, stream: ShardStream, count: int) -> None:
         now_ms = int(self._wall_clock() * 1000)
+        teller = self._teller
+        if teller is not None:  # never into a minute whose truth is published (a clock set back)
+            now_ms = max(now_ms, teller.book.closed_through)
         events = stream.next_batch(count, now_ms)
-        encode, send, topics, routes = self._codec.encode, self._producer.send, self._topics, self._routes
+        encode, send, topics = self._codec.encode, self._producer.send, self._topics
+        routes = self._routes_of(stream.shard)
+        minute = minute_of(now_ms)
+        counts = None if teller is None else teller.book.counts(stream.shard, minute)
         for start in range(0, len(events), CHUNK):
             sent: Counter[str] = Counter()
             late = 0
-            for kind, key, value, emitted_ms, late_ms, bad_kind in events[start : start + CHUNK]:
-                topic, headers = routes[kind]
-                record: Record = (topic, key.encode(), encode(kind, value), emitted_ms, headers)
-                if bad_kind is not None:
-                    record = self._malformed(record, bad_kind, stream.faults)
-                if late_ms:
-                    late += 1
-                if not send(*record):
-                    await self._send_when_room(record)
-                sent[kind] += 1
+            chunk = events[start : start + CHUNK]
+            if teller is not None:  # before the records: their delivery reports may come while one waits for room
+                teller.book.sent(minute, len(chunk))
+            queued = 0
+            try:
+                for kind, key, value, emitted_ms, late_ms, bad_kind in chunk:
+                    topic, headers = routes[kind]
+                    record: Record = (topic, key.encode(), encode(kind, value), emitted_ms, headers)
+                    if bad_kind is not None:
+                        record = self._malformed(record, bad_kind, stream.faults)
+                    if late_ms:
+                        late += 1
+                    if not send(*record):
+                        await self._send_when_room(record)
+                    queued += 1
+                    if counts is not None:
+                        counts.add(topic, kind, value, late_ms > 0, bad_kind)
+                    sent[kind] += 1
+            finally:
+                if teller is not None and queued < len(chunk):  # not all went out: they are not in flight
+                    teller.book.sent(minute, queued - len(chunk))
             now = self._monotonic()
             for kind, sent_count in sent.items():
                 self._stats.add(topics[kind], sent_count, now)
@@ -261,11 +322,15 @@ class GenerationAgent:
         self._price_seed: int | str = 0
         self._block = block_size(settings.target_eps, settings.generation_shards)
         self._reserving: asyncio.Task[None] | None = None
+        self._marking: asyncio.Task[None] | None = None
+        self._marked_at = 0.0
+        self.teller: TruthTeller | None = None
         self._opened: Callable[[bool], Awaitable[None]] | None = None
         app.timer(TICK_SECONDS, name="generate")(self._tick)
         app.timer(PRICE_FLUSH_SECONDS, name="write-prices")(self._write_prices)
         app.page("/stats/")(self._stats_view())
         app.on_before_shutdown.connect(self._on_shutdown)
+        app.on_partitions_revoked.connect(self._on_revoked)
 
     def start(self, catalog: Catalog, opened: Callable[[bool], Awaitable[None]] | None = None) -> Generation:
         """Begin generating from ``catalog``.
@@ -285,11 +350,26 @@ class GenerationAgent:
         )
         self._catalog = catalog
         self._opened = opened
-        codec = AvroCodec(self._registry, settings.topics())
-        producer = EventProducer(
-            kafka_config(settings), client_id=f"{settings.app_id}-generator", queue_max=settings.producer_queue_max
+        topics = settings.topics()
+        codec = AvroCodec(self._registry, topics)
+        decoder = RecordDecoder(self._registry)
+        generated = {topic: kind for kind, (topic, _) in routes(settings).items() if kind in GENERATED_KINDS}
+        self.teller = TruthTeller(
+            settings.app_id,
+            codec,
+            topics,
+            lambda role, raw: decoder.decode(topics[role], raw),
+            kafka_config(settings),
+            generated,
         )
-        self.generation = Generation(settings, codec, producer, self.stats)
+        producer = EventProducer(
+            kafka_config(settings),
+            client_id=f"{settings.app_id}-generator",
+            queue_max=settings.producer_queue_max,
+            reports=self.teller.report,
+        )
+        self.teller.attach(producer)
+        self.generation = Generation(settings, codec, producer, self.stats, teller=self.teller)
         return self.generation
 
     async def _tick(self) -> None:
@@ -300,6 +380,18 @@ class GenerationAgent:
             await self._take_shards(generation)
         self._reserve_ahead(generation)
         await generation.tick(paused=keeper.paused)
+        self._mark_truth(generation, keeper)
+
+    def _mark_truth(self, generation: Generation, keeper: ShardKeeper) -> None:
+        """Once a second, write where each held shard's published truth ends, in the background."""
+        teller, now = self.teller, time.monotonic()
+        if teller is None or keeper.paused or now - self._marked_at < TRUTH_MARK_SECONDS:
+            return
+        if self._marking is not None and not self._marking.done():
+            return
+        self._marked_at = now
+        marks = {shard: teller.truth_from(shard) for shard in generation.streams}
+        self._marking = asyncio.ensure_future(keeper.mark_truth(marks, keeper.epoch))
 
     async def _take_shards(self, generation: Generation) -> None:
         """After a rebalance: go on with the shards still held, drop the others, start the new ones, each from the
@@ -315,10 +407,19 @@ class GenerationAgent:
         if new and self._opened is not None:
             await self._opened(0 in owned)
         starts = keeper.positions(new)
+        teller = self.teller
+        if teller is not None:
+            teller.book.drop(shard for shard in generation.streams if shard not in owned)
+            # What their previous owners emitted and did not publish, counted from Kafka.
+            since = {shard: keeper.truth_from(shard) for shard in new}
+            await teller.catch_up({shard: moment for shard, moment in since.items() if moment is not None})
+        truth_from = None if teller is None else {shard: teller.truth_from(shard) for shard in new}
         ends = {shard: starts[shard] + self._block for shard in new}
         if ends:
-            await keeper.reserve(ends)
+            await keeper.reserve(ends, truth_from)
         if keeper.epoch != epoch or not keeper.settled():
+            if teller is not None:
+                teller.book.drop(new)  # counted again by whoever starts them
             return  # the assignment changed meanwhile: these reservations stay unused (a gap)
         settings = self._settings
         for shard in new:
@@ -386,6 +487,15 @@ class GenerationAgent:
             await self._write_prices()
             left = await asyncio.to_thread(self.generation.flush, SHUTDOWN_FLUSH_SECONDS)
             log.info("generator stopped: %d events emitted, %d undelivered at exit", self.stats.emitted, left)
+            if not left and self.generation.publish_open_truth():
+                await asyncio.to_thread(self.generation.flush, SHUTDOWN_FLUSH_SECONDS)
+
+    async def _on_revoked(self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+        """Let the records of shards that may move reach Kafka before their next owner counts them."""
+        if self.generation is not None and self.generation.streams:
+            left = await asyncio.to_thread(self.generation.flush, REVOKE_FLUSH_SECONDS)
+            if left:
+                log.warning("%d generated records still undelivered while shards may move", left)
 
     def _stats_view(self) -> type[View]:
         stats, app = self.stats, self._app

@@ -4,7 +4,8 @@ Faust's partition assignor deals the partitions of the ``generation-shards`` tab
 workers of the APP_ID like any other (Kafka's group protocol), so the shards move when a worker joins, leaves or
 dies. The table holds, per shard, the end of the event numbers reserved for it: a worker writes a reservation and
 waits until Kafka has it before it makes an event of it, so a shard that moves or restarts resumes past every
-number it may have used.
+number it may have used. It also holds where the shard's published truth ends (``truth_from``, agents/truth.py):
+the next owner counts the shard's records from there on again before it emits.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class ShardKeeper:
         self.paused = True
         self._recovered = False
         self._changed_at = time.monotonic()
+        #: Per shard held here: the end of its reservation, and the start of its first unpublished truth minute.
+        self._ends: dict[int, int] = {}
+        self._truth_from: dict[int, int] = {}
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_rebalance_complete.connect(self._on_recovered)
@@ -82,13 +86,40 @@ class ShardKeeper:
             found[shard] = int(value["reserved"]) if value else 0
         return found
 
-    async def reserve(self, ends: dict[int, int]) -> None:
-        """Write each shard's new reservation end and wait until Kafka has them all."""
+    def truth_from(self, shard: int) -> int | None:
+        """Where ``shard``'s published truth ends (epoch ms), or None when it never had any."""
+        with in_partition(self.topic, shard):
+            value = self.table.get(str(shard))
+        found = value.get("truth_from") if value else None
+        return None if found is None else int(found)
+
+    async def reserve(self, ends: dict[int, int], truth_from: dict[int, int] | None = None) -> None:
+        """Write each shard's new reservation end (and where its published truth ends) and wait until Kafka has
+        them all."""
         async with self._lock:
             for shard, end in ends.items():
-                with in_partition(self.topic, shard):
-                    self.table[str(shard)] = {"reserved": end}
+                self._ends[shard] = end
+                if truth_from is not None and shard in truth_from:
+                    self._truth_from[shard] = truth_from[shard]
+                self._write(shard)
             await self._app.producer.flush()
+
+    async def mark_truth(self, truth_from: dict[int, int], epoch: int) -> None:
+        """Record where the published truth of shards held here ends, unless a rebalance began (``epoch``)."""
+        async with self._lock:
+            if epoch != self.epoch or self.paused:
+                return
+            for shard, moment in truth_from.items():
+                if shard in self._ends and self._truth_from.get(shard) != moment:
+                    self._truth_from[shard] = moment
+                    self._write(shard)
+
+    def _write(self, shard: int) -> None:
+        value: dict[str, int] = {"reserved": self._ends[shard]}
+        if shard in self._truth_from:
+            value["truth_from"] = self._truth_from[shard]
+        with in_partition(self.topic, shard):
+            self.table[str(shard)] = value
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         """Stop making events and let a reservation in flight land before the shards can move."""

@@ -12,6 +12,7 @@ writer does not handle is written by fastavro itself, with the options the seria
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from io import BytesIO
@@ -22,7 +23,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_writer
 
-from app.avro_writer import UNHANDLED, Writer, compile_writer
+from app.avro_writer import UNHANDLED, UnsupportedSchema, Writer, compile_writer
 from schemas import SCHEMA_FILES, load_schema
 
 #: Confluent framing: magic byte 0, then the schema id as 4 big-endian bytes, then the Avro body.
@@ -40,11 +41,15 @@ class AvroCodec:
     """One serializer per topic role, used until it has registered its schema; then its header and a compiled writer."""
 
     def __init__(self, client: SchemaRegistryClient, topics: Mapping[str, str]) -> None:
-        texts = {role: load_schema(role) for role in SCHEMA_FILES}
+        texts = {role: load_schema(role) for role in SCHEMA_FILES if role in topics}
         self._serializers = {role: AvroSerializer(client, text, conf=SERIALIZER_CONF) for role, text in texts.items()}
-        self._contexts = {role: SerializationContext(topics[role], MessageField.VALUE) for role in SCHEMA_FILES}
+        self._contexts = {role: SerializationContext(topics[role], MessageField.VALUE) for role in texts}
         self._schemas = {role: parse_schema(json.loads(text)) for role, text in texts.items()}
-        self._writers: dict[str, Writer] = {role: compile_writer(json.loads(text)) for role, text in texts.items()}
+        #: A compiled writer per role whose schema it writes (the truth topic's maps and boolean: fastavro's).
+        self._writers: dict[str, Writer] = {}
+        for role, text in texts.items():
+            with contextlib.suppress(UnsupportedSchema):
+                self._writers[role] = compile_writer(json.loads(text))
         #: The 5-byte header of each role whose schema the registry has given an id.
         self._headers: dict[str, bytes] = {}
 
@@ -57,8 +62,11 @@ class AvroCodec:
         header = self._headers.get(role)
         if header is None:
             return self.serialize(role, value)
+        writer = self._writers.get(role)
+        if writer is None:
+            return self.write_with_fastavro(role, value)
         try:
-            return self._writers[role](value, header)
+            return writer(value, header)
         except UNHANDLED:
             return self.write_with_fastavro(role, value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -16,10 +17,19 @@ BLOCKED_POLL_SECONDS = 0.05
 class EventProducer:
     """A librdkafka producer whose ``send`` answers False instead of blocking when its queue is full."""
 
-    def __init__(self, connection: dict[str, Any], *, client_id: str, queue_max: int) -> None:
+    def __init__(
+        self,
+        connection: dict[str, Any],
+        *,
+        client_id: str,
+        queue_max: int,
+        reports: Callable[[KafkaError | None, Message], None] | None = None,
+    ) -> None:
         """``connection``: the bootstrap servers and security (``app.clients.kafka_config``).
 
         ``queue_max`` bounds the records librdkafka holds while Kafka is slow: the memory backpressure may use.
+        ``reports(error, message)``, when given, hears of every record's delivery (None) or failure, from inside
+        ``serve`` and ``flush``; without it only failures are reported (to the log), which is cheaper.
         """
         config: dict[str, Any] = {
             **connection,
@@ -34,14 +44,15 @@ class EventProducer:
             # The Java client's partitioner (and aiokafka's, so Faust's): a key lands in the same partition
             # whoever produces it, which the co-partitioned stock agent relies on.
             "partitioner": "murmur2_random",
-            # Reports only failures: a Python callback per delivered record would cost ~1 us of the GIL each.
-            "delivery.report.only.error": True,
+            # Without ``reports``, only failures: a Python callback per delivered record costs ~1 us of the GIL.
+            "delivery.report.only.error": reports is None,
             # One callback for the producer rather than one per produce() call: a bound method made and
             # kept per record costs a fifth of the call.
             "on_delivery": self._on_delivery,
             "logger": logging.getLogger("librdkafka"),
         }
         self.failed = 0
+        self._reports = reports
         self._producer = Producer(config)
 
     def send(
@@ -84,6 +95,8 @@ class EventProducer:
         return int(self._producer.flush(timeout))
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if self._reports is not None:
+            self._reports(error, message)
         if error is None:
             return
         self.failed += 1

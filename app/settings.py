@@ -162,6 +162,7 @@ class Settings(BaseModel):
     topic_inventory_changes: str = "inventory-changes.v1"
     topic_customer_interactions: str = "customer-interactions.v1"
     topic_dead_letter: str = "dead-letter.v1"
+    topic_truth: str = "truth.v1"
     topic_partitions: int = Field(4, ge=1, le=10_000, json_schema_extra={"accepts": "a whole number 1-10000"})
     topic_replication_factor: int = Field(1, ge=1, le=32, json_schema_extra={"accepts": "a whole number 1-32"})
 
@@ -249,6 +250,7 @@ class Settings(BaseModel):
         "topic_inventory_changes",
         "topic_customer_interactions",
         "topic_dead_letter",
+        "topic_truth",
     )
     @classmethod
     def _legal_topic_name(cls, value: str) -> str:
@@ -270,7 +272,7 @@ class Settings(BaseModel):
             )
         topics = self.topics()
         if len(set(topics.values())) != len(topics):
-            raise SettingsError("TOPIC_*", ",".join(topics.values()), "six distinct topic names")
+            raise SettingsError("TOPIC_*", ",".join(topics.values()), "seven distinct topic names")
         self._consistent_security()
         return self
 
@@ -321,6 +323,7 @@ class Settings(BaseModel):
             "inventory_changes": self.topic_inventory_changes,
             "customer_interactions": self.topic_customer_interactions,
             "dead_letter": self.topic_dead_letter,
+            "truth": self.topic_truth,
         }
 
     @property

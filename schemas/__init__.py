@@ -1,15 +1,17 @@
-"""The Avro value schemas of the five topics: the single source of truth for the wire format."""
+"""The Avro value schemas of the five event topics and the truth topic: the single source of truth for the wire format."""
 
 from importlib.resources import files
 
-#: Schema file stem by topic role (the keys of Settings.topics()).
-SCHEMA_FILES = {
+#: Schema file stem by event topic role (the keys of Settings.topics()).
+EVENT_SCHEMAS = {
     "orders": "order",
     "payments": "payment",
     "shipments": "shipment",
     "inventory_changes": "inventory_change",
     "customer_interactions": "customer_interaction",
 }
+#: Every value schema by topic role: the events' and the truth topic's (agents/truth.py).
+SCHEMA_FILES = {**EVENT_SCHEMAS, "truth": "truth"}
 
 
 def load_schema(role: str) -> str:

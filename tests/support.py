@@ -47,6 +47,7 @@ def unique_topics(tag: str) -> dict[str, str]:
         "TOPIC_INVENTORY_CHANGES": f"inventory-changes.{suffix}",
         "TOPIC_CUSTOMER_INTERACTIONS": f"customer-interactions.{suffix}",
         "TOPIC_DEAD_LETTER": f"dead-letter.{suffix}",
+        "TOPIC_TRUTH": f"truth.{suffix}",
         "APP_ID": f"datagen-{suffix}",
     }
 

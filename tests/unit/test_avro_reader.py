@@ -19,7 +19,7 @@ from app.avro_reader import compile_reader, read_long
 from app.avro_writer import UnsupportedSchema
 from app.decoding import UNKNOWN_ID_SECONDS, RecordDecoder, RegistryUnavailable, UndecodableRecord
 from app.derivation import DerivationConfig
-from schemas import SCHEMA_FILES, load_schema
+from schemas import EVENT_SCHEMAS, load_schema
 from tests.unit.test_derivation_support import derive, make_order
 from tests.unit.test_generation_support import NOW_MS, make_generator
 
@@ -71,7 +71,7 @@ def records() -> list[tuple[str, dict[str, Any]]]:
         found += [("payments", payment)] if payment else []
         found += [("shipments", decision.shipment)] if decision.shipment else []
         found += [("inventory_changes", decision.sale)] if decision.sale else []
-    assert {role for role, _ in found} == set(SCHEMA_FILES)
+    assert {role for role, _ in found} == set(EVENT_SCHEMAS)
     return found
 
 
@@ -79,8 +79,8 @@ def records() -> list[tuple[str, dict[str, Any]]]:
 def test_generated_and_derived_records_read_as_fastavro_reads_them(
     records: list[tuple[str, dict[str, Any]]], parsed_first: bool
 ) -> None:
-    parsed = {role: parse_schema(schema(role)) for role in SCHEMA_FILES}
-    readers = {role: compile_reader(parsed[role] if parsed_first else schema(role)) for role in SCHEMA_FILES}
+    parsed = {role: parse_schema(schema(role)) for role in EVENT_SCHEMAS}
+    readers = {role: compile_reader(parsed[role] if parsed_first else schema(role)) for role in EVENT_SCHEMAS}
     for role, value in records:
         framed = write(parsed[role], value)
         expected = schemaless_reader(BytesIO(framed[len(HEADER) :]), parsed[role])
@@ -104,7 +104,7 @@ def edge_values(field_type: Any) -> list[Any]:
 
 
 def edge_cases() -> Iterator[tuple[str, str, Any]]:
-    for role in SCHEMA_FILES:
+    for role in EVENT_SCHEMAS:
         for field in schema(role)["fields"]:
             for value in edge_values(field["type"]):
                 yield role, field["name"], value
@@ -183,8 +183,8 @@ def test_hand_made_bodies_read_as_fastavro_reads_them(tail: bytes) -> None:
 def test_every_truncated_body_raises_and_corrupted_ones_read_as_fastavro_reads_them(
     records: list[tuple[str, dict[str, Any]]],
 ) -> None:
-    parsed = {role: parse_schema(schema(role)) for role in SCHEMA_FILES}
-    readers = {role: compile_reader(schema(role)) for role in SCHEMA_FILES}
+    parsed = {role: parse_schema(schema(role)) for role in EVENT_SCHEMAS}
+    readers = {role: compile_reader(schema(role)) for role in EVENT_SCHEMAS}
     rng = random.Random(5)
     for role, value in records[::20]:
         framed = write(parsed[role], value)
@@ -338,7 +338,7 @@ def test_a_schema_with_a_type_it_does_not_read_is_refused_when_compiled(record: 
 
 # The decoder's fast path, against confluent-kafka's mock registry.
 
-TOPICS = {role: f"test-{role}" for role in SCHEMA_FILES}
+TOPICS = {role: f"test-{role}" for role in EVENT_SCHEMAS}
 
 
 @pytest.fixture
@@ -376,7 +376,7 @@ def test_decoder_reads_what_the_deserializer_reads_and_asks_the_registry_once_pe
     expected = [reason(RecordDecoder(registry), topic, raw) for topic, raw in framed]  # each through the deserializer
     asked = count_schema_requests(registry, monkeypatch)
     assert [reason(decoder, topic, raw) for topic, raw in framed] == expected
-    assert len(asked) <= 2 * len(SCHEMA_FILES)  # for the deserializer and the compiler, not for every record
+    assert len(asked) <= 2 * len(EVENT_SCHEMAS)  # for the deserializer and the compiler, not for every record
 
 
 def test_decoder_gives_a_bad_body_of_a_known_schema_the_deserializer_s_reason(

@@ -12,7 +12,7 @@ from fastavro import parse_schema, schemaless_writer
 
 from app.avro_writer import UNHANDLED, UnsupportedSchema, avro_long, compile_writer
 from app.derivation import DerivationConfig
-from schemas import SCHEMA_FILES, load_schema
+from schemas import EVENT_SCHEMAS, load_schema
 from tests.unit.test_derivation_support import derive, make_order
 from tests.unit.test_generation_support import make_generator
 
@@ -33,7 +33,7 @@ def fastavro_bytes(role: str, value: dict[str, Any]) -> bytes:
 
 
 def test_generated_and_derived_records_are_written_as_fastavro_writes_them() -> None:
-    writers = {role: compile_writer(schema(role)) for role in SCHEMA_FILES}
+    writers = {role: compile_writer(schema(role)) for role in EVENT_SCHEMAS}
     records = [(event.kind, event.value) for event in make_generator(p_bad_record=0.05).next_batch(20_000, 1)]
     rng, config = random.Random(9), DerivationConfig(seed=9)
     for _ in range(2_000):
@@ -41,7 +41,7 @@ def test_generated_and_derived_records_are_written_as_fastavro_writes_them() -> 
         records += [("payments", payment)] if payment else []
         records += [("shipments", decision.shipment)] if decision.shipment else []
         records += [("inventory_changes", decision.sale)] if decision.sale else []
-    assert {role for role, _ in records} == set(SCHEMA_FILES)
+    assert {role for role, _ in records} == set(EVENT_SCHEMAS)
     for role, value in records:
         assert writers[role](value, HEADER) == fastavro_bytes(role, value), (role, value)
 

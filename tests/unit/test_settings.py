@@ -28,6 +28,7 @@ def test_defaults_are_the_specs_with_local_hosts() -> None:
         "inventory_changes": "inventory-changes.v1",
         "customer_interactions": "customer-interactions.v1",
         "dead_letter": "dead-letter.v1",
+        "truth": "truth.v1",
     }
 
 
@@ -91,7 +92,7 @@ def test_burst_capacity_defaults_to_one_second_of_the_target() -> None:
         ({"TOPIC_PARTITIONS": "0"}, "TOPIC_PARTITIONS", "a whole number 1-10000"),
         ({"RANDOM_SEED": "x"}, "RANDOM_SEED", "a whole number"),
         ({"TOPIC_ORDERS": "has space"}, "TOPIC_ORDERS", "Kafka topic name"),
-        ({"TOPIC_PAYMENTS": "orders.v1"}, "TOPIC_*", "six distinct topic names"),
+        ({"TOPIC_PAYMENTS": "orders.v1"}, "TOPIC_*", "seven distinct topic names"),
         ({"WEB_PORT": "70000"}, "WEB_PORT", "a port number"),
     ],
 )

@@ -1,0 +1,163 @@
+"""The truth topic: the generator publishes, per shard and minute, exact counts of what it emitted.
+
+The generator counts each record it hands to the producer (``app.truth.TruthBook``); the producer reports every
+record's delivery, and a record that failed is taken back out. A minute is published once it is over and none of
+its records is in flight. After the truth records of a minute are in Kafka, the shards' ``truth_from`` (the start
+of the first minute not yet published) moves on in the shards table; a shard's next owner (after a move, a
+graceful stop or SIGKILL) first counts the shard's records from that moment on again from Kafka
+(``app.truth_recount``), so a minute a killed worker left open is published whole, and a minute it shares with its
+previous owner holds both owners' records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, Message
+
+from app.avro import AvroCodec
+from app.producer import EventProducer
+from app.truth import SHARD_HEADER, Decode, MinuteCounts, TruthBook, classify, header, minute_of, truth_key
+from app.truth_recount import recount
+
+log = logging.getLogger(__name__)
+
+#: The role of the truth topic in Settings.topics() and schemas.SCHEMA_FILES.
+TRUTH = "truth"
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class TruthTeller:
+    """Counts this worker's shards per minute, publishes each minute once it is final, and knows how far the
+    published truth of each shard reaches."""
+
+    def __init__(
+        self,
+        app_id: str,
+        codec: AvroCodec,
+        topics: Mapping[str, str],
+        decode: Decode,
+        connection: Mapping[str, Any],
+        kinds: Mapping[str, str],
+    ) -> None:
+        """``topics``: topic names by role; ``kinds``: the generated topics (topic name -> event kind), where a
+        shard's records are counted again from Kafka; ``decode(role, raw)`` reads a record of a role."""
+        self.book = TruthBook()
+        self._app_id = app_id
+        self._codec = codec
+        self._topic = topics[TRUTH]
+        self._decode = decode
+        self._connection = dict(connection)
+        self._kinds = dict(kinds)
+        self._producer: EventProducer | None = None
+        #: Records whose delivery failed, to be taken out of the counts at the next ``publish``.
+        self._failed: list[Message] = []
+        #: Truth records handed to the producer and not yet in Kafka: key -> (shard, minute, value bytes).
+        self._pending: dict[str, tuple[int, int, bytes]] = {}
+        #: Truth records to hand to the producer again (their delivery failed).
+        self._resend: list[str] = []
+        self._headers: dict[int, Headers] = {}
+
+    def attach(self, producer: EventProducer) -> None:
+        """Publish through ``producer``, whose delivery reports come to ``report``."""
+        self._producer = producer
+
+    def headers(self, shard: int) -> Headers:
+        """The header every record of ``shard`` carries (one list per shard, shared)."""
+        found = self._headers.get(shard)
+        if found is None:
+            found = self._headers[shard] = [(SHARD_HEADER, str(shard).encode())]
+        return found
+
+    def report(self, error: KafkaError | None, message: Message) -> None:
+        """The producer's delivery report of one record (called inside its poll)."""
+        if message.topic() == self._topic:
+            key = (message.key() or b"").decode()
+            if error is None:
+                self._pending.pop(key, None)
+            elif key in self._pending:
+                self._resend.append(key)
+            return
+        if error is not None:
+            self._failed.append(message)
+        self.book.resolved(minute_of(message.timestamp()[1]))
+
+    def publish(self, now_ms: int, held: Callable[[int], bool]) -> int:
+        """Take back failed records, then publish every minute that is over and settled; the records published.
+
+        Only the shards ``held`` reports true for are published (a shard that moved is its new owner's)."""
+        self._take_back_failures()
+        producer = self._producer
+        assert producer is not None
+        for key in self._resend:
+            shard, minute, value = self._pending[key]
+            producer.send_surely(self._topic, key.encode(), value, now_ms)
+        self._resend.clear()
+        published = 0
+        for minute in self.book.ready(now_ms):
+            for shard, counts in sorted(self.book.take(minute).items()):
+                if held(shard) and counts.total:
+                    self._send(shard, minute, counts, True, now_ms)
+                    published += 1
+        return published
+
+    def publish_open(self, now_ms: int) -> int:
+        """At a graceful stop: publish what each shard emitted so far in the minutes still open, marked incomplete;
+        a minute with records still in flight is left to the shard's next owner."""
+        self._take_back_failures()
+        published = 0
+        for (shard, minute), counts in sorted(self.book.minutes.items()):
+            if minute in self.book.in_flight:
+                log.warning("truth of shard %d, minute %d not published: records still in flight", shard, minute)
+                continue
+            if counts.total:
+                self._send(shard, minute, counts, False, now_ms)
+                published += 1
+        return published
+
+    def _send(self, shard: int, minute: int, counts: MinuteCounts, complete: bool, now_ms: int) -> None:
+        assert self._producer is not None
+        key = truth_key(shard, minute)
+        value = self._codec.encode(TRUTH, counts.value(self._app_id, shard, minute, complete))
+        if complete:
+            self._pending[key] = (shard, minute, value)
+        self._producer.send_surely(self._topic, key.encode(), value, now_ms)
+
+    def _take_back_failures(self) -> None:
+        failed, self._failed = self._failed, []
+        for message in failed:
+            topic, headers = str(message.topic()), message.headers()
+            made_by, kind = header(headers, SHARD_HEADER), self._kinds.get(topic)
+            if made_by is None or kind is None:
+                continue
+            timestamp = message.timestamp()[1]
+            value, late, bad_kind = classify(topic, kind, headers, message.value(), timestamp, self._decode)
+            counts = self.book.minutes.get((int(made_by), minute_of(timestamp)))
+            if counts is not None:
+                counts.add(topic, kind, value, late, bad_kind, n=-1)
+
+    def truth_from(self, shard: int) -> int:
+        """The start of ``shard``'s first minute whose truth is not yet in Kafka."""
+        minutes = [minute for (held, minute) in self.book.minutes if held == shard]
+        minutes += [minute for held, minute, _ in self._pending.values() if held == shard]
+        return min([self.book.closed_through, *minutes])
+
+    async def catch_up(self, shards: dict[int, int]) -> int:
+        """Before ``shards`` (shard -> since when) start here: count their records from then on again from Kafka
+        into the book (minutes their previous owner left unpublished), in one read; the records found."""
+        found = await asyncio.to_thread(recount, self._connection, self._kinds, self._decode, shards=shards)
+        by_shard: Counter[int] = Counter()
+        for (shard, minute), counts in found.items():
+            self.book.counts(shard, minute).merge(counts)
+            by_shard[shard] += counts.total
+        if by_shard:
+            log.info(
+                "truth: counted from Kafka the records whose truth was not published: %s",
+                ", ".join(f"shard {shard} {count} from {shards[shard]}" for shard, count in sorted(by_shard.items())),
+            )
+        return sum(by_shard.values())

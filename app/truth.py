@@ -1,0 +1,232 @@
+"""Known answers: exact counts of what each generation shard emitted per minute of emission time.
+
+A minute is ``[m, m + 60 s)`` of Kafka record timestamps (the emission time, not the event time). Per shard and
+minute the generator counts every record it hands to the producer (``MinuteCounts``), and a ``TruthBook`` keeps
+those counts until every record of the minute has been delivered or has failed; failures are taken back out. Once
+the minute is over and nothing of it is in flight, its counts are final and go out on the truth topic.
+
+What a count means, so that a consumer counting the topics gets the same figures (``classify`` is that consumer's
+rule, used where the generator cannot know: a record whose delivery failed, and the minutes a killed worker left
+open, which the shard's next owner counts again from Kafka):
+
+- ``records``: every record per topic, the deliberately bad ones included;
+- ``bad_records``: records carrying the ``x-datagen-bad-record`` header, by kind;
+- everything else counts good records only (no bad-record header): ``orders``, ``units_ordered`` and
+  ``revenue_cents`` by currency from orders, ``interactions`` by type, ``inventory_changes`` by type (the
+  background changes: RESTOCK, DAMAGE, RETURN), ``late_events`` per topic (event time before the record
+  timestamp).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: One minute of record timestamps, in milliseconds.
+MINUTE_MS = 60_000
+#: The header naming the generation shard that made a record (ASCII digits).
+SHARD_HEADER = "x-datagen-shard"
+#: The header naming a deliberately bad record's kind (the generator's, see agents/generation.py).
+BAD_RECORD_HEADER = "x-datagen-bad-record"
+
+#: Event kinds as the generator names them (app.generation.events): the roles of Settings.topics().
+ORDERS, INTERACTIONS, CHANGES = "orders", "customer_interactions", "inventory_changes"
+
+
+def minute_of(timestamp_ms: int) -> int:
+    """The start of the minute ``timestamp_ms`` falls in, epoch milliseconds."""
+    return timestamp_ms - timestamp_ms % MINUTE_MS
+
+
+@dataclass
+class MinuteCounts:
+    """What one shard emitted in one minute; see the module's docstring for what each count means."""
+
+    records: Counter[str] = field(default_factory=Counter)
+    orders: int = 0
+    units_ordered: int = 0
+    revenue_cents: Counter[str] = field(default_factory=Counter)
+    interactions: Counter[str] = field(default_factory=Counter)
+    inventory_changes: Counter[str] = field(default_factory=Counter)
+    late_events: Counter[str] = field(default_factory=Counter)
+    bad_records: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+
+    def add(
+        self, topic: str, kind: str, value: Mapping[str, Any] | None, late: bool, bad_kind: str | None, n: int = 1
+    ) -> None:
+        """Count one record (``n=-1`` takes one back): on ``topic``, of ``kind``; ``value`` is read only when good."""
+        self.records[topic] += n
+        if bad_kind is not None:
+            self.bad_records[bad_kind] += n
+            return
+        assert value is not None
+        if late:
+            self.late_events[topic] += n
+        if kind == ORDERS:
+            self.orders += n
+            self.units_ordered += n * int(value["quantity"])
+            self.revenue_cents[str(value["currency"])] += n * int(value["amount"])
+        elif kind == INTERACTIONS:
+            self.interactions[str(value["interaction_type"])] += n
+        elif kind == CHANGES:
+            self.inventory_changes[str(value["change_type"])] += n
+
+    def merge(self, other: MinuteCounts) -> None:
+        """Add ``other``'s counts to these."""
+        self.records.update(other.records)
+        self.orders += other.orders
+        self.units_ordered += other.units_ordered
+        self.revenue_cents.update(other.revenue_cents)
+        self.interactions.update(other.interactions)
+        self.inventory_changes.update(other.inventory_changes)
+        self.late_events.update(other.late_events)
+        self.bad_records.update(other.bad_records)
+        self.duplicates += other.duplicates
+
+    @property
+    def total(self) -> int:
+        """Records of every topic."""
+        return sum(self.records.values())
+
+    def value(self, app_id: str, shard: int, minute_ms: int, complete: bool) -> dict[str, Any]:
+        """The truth record (schemas/truth.avsc) of these counts."""
+
+        def positive(counts: Counter[str]) -> dict[str, int]:
+            return {key: count for key, count in sorted(counts.items()) if count}
+
+        return {
+            "app_id": app_id,
+            "shard": shard,
+            "minute": minute_ms,
+            "complete": complete,
+            "records": positive(self.records),
+            "orders": self.orders,
+            "units_ordered": self.units_ordered,
+            "revenue_cents": positive(self.revenue_cents),
+            "interactions": positive(self.interactions),
+            "inventory_changes": positive(self.inventory_changes),
+            "late_events": positive(self.late_events),
+            "bad_records": positive(self.bad_records),
+            "duplicates": self.duplicates,
+        }
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> MinuteCounts:
+        """The counts of a truth record (the inverse of ``value``)."""
+        return cls(
+            records=Counter(value["records"]),
+            orders=int(value["orders"]),
+            units_ordered=int(value["units_ordered"]),
+            revenue_cents=Counter(value["revenue_cents"]),
+            interactions=Counter(value["interactions"]),
+            inventory_changes=Counter(value["inventory_changes"]),
+            late_events=Counter(value["late_events"]),
+            bad_records=Counter(value["bad_records"]),
+            duplicates=int(value["duplicates"]),
+        )
+
+    def comparable(self) -> dict[str, Any]:
+        """The counts without zeros, for comparing two countings."""
+        ignored = ("app_id", "shard", "minute", "complete")
+        return {key: item for key, item in self.value("", 0, 0, True).items() if key not in ignored}
+
+
+def truth_key(shard: int, minute_ms: int) -> str:
+    """The truth record's key: one per (shard, minute); the latest record of a key is the truth."""
+    return f"{shard}:{minute_ms}"
+
+
+def header(headers: Any, name: str) -> str | None:
+    """The value of header ``name`` as text, or None (``headers``: pairs, or a mapping, or None)."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for key, value in pairs:
+        if key == name and value is not None:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+#: Decodes a good record's value: (topic role, raw bytes) -> the value dict.
+Decode = Callable[[str, bytes], Mapping[str, Any]]
+
+
+def classify(
+    topic: str, role: str, headers: Any, raw: bytes | None, timestamp_ms: int, decode: Decode
+) -> tuple[Mapping[str, Any] | None, bool, str | None]:
+    """How a consumer counts one record read from ``topic`` (of event kind ``role``): (value, late, bad kind).
+
+    A record with the bad-record header is counted by its kind and not decoded; any other is decoded, and is late
+    when its event time is before its record timestamp.
+    """
+    bad_kind = header(headers, BAD_RECORD_HEADER)
+    if bad_kind is not None:
+        return None, False, bad_kind
+    value = decode(role, raw or b"")
+    event_time = value["event_time"]
+    event_ms = int(event_time.timestamp() * 1000) if hasattr(event_time, "timestamp") else int(event_time)
+    return value, event_ms < timestamp_ms, None
+
+
+class TruthBook:
+    """The counts of the shards this worker holds, per (shard, minute), until each minute can be published.
+
+    ``sent`` counts a record handed to the producer; ``resolved`` is called from the producer's delivery report
+    for every record (delivered or failed). A minute is ready once the clock is past it and none of its records
+    is in flight.
+    """
+
+    def __init__(self) -> None:
+        self.minutes: dict[tuple[int, int], MinuteCounts] = {}
+        #: Records handed to the producer and not yet reported, per minute (all shards together).
+        self.in_flight: Counter[int] = Counter()
+        #: Records of a minute whose delivery failed: they are not in Kafka, so not counted.
+        self.failed: Counter[int] = Counter()
+        #: Nothing before this moment is emitted any more: minutes before it were taken (published).
+        self.closed_through = 0
+
+    def counts(self, shard: int, minute_ms: int) -> MinuteCounts:
+        """The (live) counts of ``shard`` in ``minute_ms``."""
+        key = (shard, minute_ms)
+        found = self.minutes.get(key)
+        if found is None:
+            found = self.minutes[key] = MinuteCounts()
+        return found
+
+    def sent(self, minute_ms: int, records: int) -> None:
+        """``records`` of ``minute_ms`` were handed to the producer."""
+        self._change(minute_ms, records)
+
+    def resolved(self, minute_ms: int) -> None:
+        """The producer reported one record of ``minute_ms`` (delivered or failed)."""
+        self._change(minute_ms, -1)
+
+    def _change(self, minute_ms: int, records: int) -> None:
+        left = self.in_flight[minute_ms] + records
+        if left:
+            self.in_flight[minute_ms] = left
+        else:
+            del self.in_flight[minute_ms]
+
+    def ready(self, now_ms: int) -> list[int]:
+        """The minutes that are over at ``now_ms`` and have nothing in flight, oldest first."""
+        current = minute_of(now_ms)
+        return sorted({minute for _, minute in self.minutes if minute < current and minute not in self.in_flight})
+
+    def take(self, minute_ms: int) -> dict[int, MinuteCounts]:
+        """Remove and return every shard's counts of ``minute_ms``; nothing earlier may be emitted from now on."""
+        keys = [key for key in self.minutes if key[1] == minute_ms]
+        taken = {shard: self.minutes.pop((shard, minute)) for shard, minute in keys}
+        self.closed_through = max(self.closed_through, minute_ms + MINUTE_MS)
+        return taken
+
+    def open_minutes(self, shard: int) -> dict[int, MinuteCounts]:
+        """``shard``'s counts not yet taken, by minute."""
+        return {minute: counts for (held, minute), counts in self.minutes.items() if held == shard}
+
+    def drop(self, shards: Iterable[int]) -> None:
+        """Forget ``shards`` (they moved to another worker, which counts their open minutes again from Kafka)."""
+        gone = set(shards)
+        for key in [key for key in self.minutes if key[0] in gone]:
+            del self.minutes[key]

@@ -1,0 +1,120 @@
+"""Counting what the generation shards emitted by reading Kafka: the consumer's side of the truth topic.
+
+A shard's next owner counts the minutes a worker killed with SIGKILL left unpublished (``recount`` of one shard
+from the moment its truth was last published), and ``faust -A app verify`` recounts everything to compare with the
+truth topic. Each topic is read to the high watermarks it had when the count began.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+from app.truth import SHARD_HEADER, Decode, MinuteCounts, classify, header, minute_of
+
+log = logging.getLogger(__name__)
+
+#: How long a metadata, offset or watermark request may take, in seconds.
+REQUEST_SECONDS = 10.0
+#: Records asked for per consume call.
+BATCH = 5_000
+
+
+def recount(
+    connection: Mapping[str, Any],
+    topics: Mapping[str, str],
+    decode: Decode,
+    *,
+    since_ms: int = 0,
+    shards: Mapping[int, int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[tuple[int, int], MinuteCounts]:
+    """Per (shard, minute), the records of ``topics`` (topic name -> event kind) that carry a shard header, with
+    record timestamps from ``since_ms`` on, read up to the high watermarks as they are now. With ``shards`` (shard
+    -> from when), only those shards' records, each from its own moment on. ``progress(records read)`` is called
+    now and then."""
+    if shards is not None:
+        if not shards:
+            return {}
+        since_ms = min(shards.values())
+    wanted = None if shards is None else {str(shard): moment for shard, moment in shards.items()}
+    consumer = Consumer(
+        {
+            **connection,
+            "group.id": f"retail-datagen-recount-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
+    found: dict[tuple[int, int], MinuteCounts] = {}
+    try:
+        starts, ends = _ranges(consumer, list(topics), since_ms)
+        if not starts:
+            return found
+        consumer.assign(starts)
+        left = {(tp.topic, tp.partition): ends[(tp.topic, tp.partition)] for tp in starts}
+        read = 0
+        while left:
+            messages = consumer.consume(BATCH, timeout=1.0)
+            for message in messages:
+                if message.error() is not None:
+                    log.warning("recount: %s", message.error())
+                    continue
+                topic, partition = str(message.topic()), int(message.partition() or 0)
+                offset = int(message.offset() or 0)
+                end = left.get((topic, partition))
+                if end is None or offset >= end:
+                    continue
+                if offset + 1 >= end:
+                    del left[(topic, partition)]
+                read += 1
+                headers = message.headers()
+                made_by = header(headers, SHARD_HEADER)
+                timestamp = message.timestamp()[1]
+                if made_by is None or timestamp < (since_ms if wanted is None else wanted.get(made_by, -1)):
+                    continue
+                if wanted is not None and made_by not in wanted:
+                    continue
+                kind = topics[topic]
+                value, late, bad_kind = classify(topic, kind, headers, message.value(), timestamp, decode)
+                key = (int(made_by), minute_of(timestamp))
+                counts = found.get(key)
+                if counts is None:
+                    counts = found[key] = MinuteCounts()
+                counts.add(topic, kind, value, late, bad_kind)
+            if progress is not None:
+                progress(read)
+    finally:
+        consumer.close()
+    return found
+
+
+def _ranges(
+    consumer: Consumer, topics: list[str], since_ms: int
+) -> tuple[list[TopicPartition], dict[tuple[str, int], int]]:
+    """Where to start reading each partition (its first record at ``since_ms`` or later) and its high watermark;
+    partitions with nothing to read are left out."""
+    metadata = consumer.list_topics(timeout=REQUEST_SECONDS)
+    wanted = [
+        TopicPartition(topic, partition, since_ms)
+        for topic in topics
+        if topic in metadata.topics
+        for partition in sorted(metadata.topics[topic].partitions)
+    ]
+    if not wanted:
+        return [], {}
+    starts = consumer.offsets_for_times(wanted, timeout=REQUEST_SECONDS)
+    chosen: list[TopicPartition] = []
+    ends: dict[tuple[str, int], int] = {}
+    for tp in starts:
+        _, high = consumer.get_watermark_offsets(tp, timeout=REQUEST_SECONDS, cached=False)
+        if tp.offset in (OFFSET_END, -1) or tp.offset >= high:
+            continue
+        chosen.append(TopicPartition(tp.topic, tp.partition, tp.offset))
+        ends[(tp.topic, tp.partition)] = high
+    return chosen, ends

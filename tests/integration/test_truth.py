@@ -1,0 +1,174 @@
+"""The truth topic against the real stack: what it says of each (shard, minute) is what a consumer counts on the
+topics, including the minute a worker killed with SIGKILL left open and the one a worker stopping gracefully
+leaves half done.
+
+The counting here is a downstream user's: confluent-kafka's consumer and AvroDeserializer, every topic read to
+its high watermarks, records grouped by their x-datagen-shard header and the minute of their record timestamp.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from tests.support import KAFKA_BOOTSTRAP, registry_client, run_worker, topic_deserializer, unique_topics, wait_for
+
+pytestmark = pytest.mark.integration
+
+SMALL = {"N_USERS": "300", "N_PRODUCTS": "200", "N_WAREHOUSES": "2", "N_SUPPLIERS": "8"}
+SHARDS = 3
+MINUTE = 60_000
+
+Key = tuple[int, int]
+
+
+def read_all(topic: str) -> list:
+    """Every record of ``topic``, each partition read from its start to its high watermark."""
+    consumer = Consumer(
+        {"bootstrap.servers": KAFKA_BOOTSTRAP, "group.id": f"truth-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
+    records = []
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            got = 0
+            deadline = time.monotonic() + 60
+            while got < high - low:
+                assert time.monotonic() < deadline, f"{topic}[{partition}]: read {got} of {high - low}"
+                for message in consumer.consume(1000, timeout=1.0):
+                    assert message.error() is None, message.error()
+                    if message.offset() < high:
+                        records.append(message)
+                        got += 1
+    finally:
+        consumer.close()
+    return records
+
+
+def latest_truth(topic: str) -> dict[Key, dict]:
+    """The truth topic's latest record per key, decoded."""
+    deserializer = topic_deserializer(registry_client())
+    found: dict[Key, tuple[int, dict]] = {}
+    for message in read_all(topic):
+        value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
+        key = (value["shard"], int(value["minute"].timestamp() * 1000))
+        assert message.key().decode() == f"{key[0]}:{key[1]}"
+        # Per key, the later record wins: keys map to one partition, so its offsets give the order.
+        if key not in found or message.offset() > found[key][0]:
+            found[key] = (message.offset(), value)
+    return {key: value for key, (_, value) in found.items()}
+
+
+def count_topics(generated: dict[str, str]) -> dict[Key, dict]:
+    """Per (shard, minute), a consumer's count of the generated topics (topic -> the event topic whose subject its
+    values use), in the truth record's terms."""
+    deserializer = topic_deserializer(registry_client())
+    counts: dict[Key, dict] = defaultdict(
+        lambda: {
+            "records": Counter(),
+            "orders": 0,
+            "units_ordered": 0,
+            "revenue_cents": Counter(),
+            "interactions": Counter(),
+            "inventory_changes": Counter(),
+            "late_events": Counter(),
+            "bad_records": Counter(),
+        }
+    )
+    for topic, subject_topic in generated.items():
+        for message in read_all(topic):
+            headers = dict(message.headers() or [])
+            if "x-datagen-shard" not in headers:
+                continue  # not the generator's (a forwarded order, an opening balance)
+            timestamp = message.timestamp()[1]
+            entry = counts[(int(headers["x-datagen-shard"]), timestamp - timestamp % MINUTE)]
+            entry["records"][topic] += 1
+            if "x-datagen-bad-record" in headers:
+                entry["bad_records"][headers["x-datagen-bad-record"].decode()] += 1
+                continue
+            value = deserializer(message.value(), SerializationContext(subject_topic, MessageField.VALUE))
+            if value["event_time"].timestamp() * 1000 < timestamp:
+                entry["late_events"][topic] += 1
+            if "order_id" in value and "quantity" in value:
+                entry["orders"] += 1
+                entry["units_ordered"] += value["quantity"]
+                entry["revenue_cents"][value["currency"]] += value["amount"]
+            elif "interaction_type" in value:
+                entry["interactions"][value["interaction_type"]] += 1
+            else:
+                entry["inventory_changes"][value["change_type"]] += 1
+    return dict(counts)
+
+
+def as_truth(truth: dict) -> dict:
+    """A truth record's counts in the consumer's terms (maps as Counters, zero entries left out)."""
+    return {
+        "records": Counter(truth["records"]),
+        "orders": truth["orders"],
+        "units_ordered": truth["units_ordered"],
+        "revenue_cents": Counter(truth["revenue_cents"]),
+        "interactions": Counter(truth["interactions"]),
+        "inventory_changes": Counter(truth["inventory_changes"]),
+        "late_events": Counter(truth["late_events"]),
+        "bad_records": Counter(truth["bad_records"]),
+    }
+
+
+def test_truth_equals_a_recount_across_sigkill_and_graceful_stop(tmp_path: Path) -> None:
+    topics = unique_topics("truth")
+    settings = {
+        **topics,
+        **SMALL,
+        "TARGET_EPS": "300",
+        "DIURNAL_ENABLED": "false",
+        "GENERATION_SHARDS": str(SHARDS),
+        "P_BAD_RECORD": "0.03",
+        "P_LATE_EVENT": "0.05",
+        "BROKER_SESSION_TIMEOUT": "8",
+    }
+    truth_topic = topics["TOPIC_TRUTH"]
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    with run_worker(tmp_path / "first", settings) as first:
+        first.wait_until("/stats/", 200, timeout=120)
+        wait_for(lambda: bool(latest_truth(truth_topic)), "the first minute's truth", timeout=150)
+        time.sleep(random.Random(uuid.uuid4().int).uniform(1, 30))  # a random moment within a later minute
+        killed_ms = int(time.time() * 1000)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    killed_minute = killed_ms - killed_ms % MINUTE
+    with run_worker(tmp_path / "second", settings) as second:
+        second.wait_until_logged("truth: counted from Kafka", timeout=150)
+
+        def killed_minute_published() -> bool:
+            truth = latest_truth(truth_topic)
+            return all(truth.get((shard, killed_minute), {}).get("complete") for shard in range(SHARDS))
+
+        wait_for(killed_minute_published, "the truth of the minute the kill left open", timeout=150)
+    # The second worker stopped gracefully: its last minute is published as far as it went.
+    truth = latest_truth(truth_topic)
+    generated = {
+        topics["TOPIC_ORDERS"]: topics["TOPIC_ORDERS"],
+        topics["TOPIC_CUSTOMER_INTERACTIONS"]: topics["TOPIC_CUSTOMER_INTERACTIONS"],
+        f"{topics['APP_ID']}-stock-requests": topics["TOPIC_INVENTORY_CHANGES"],
+    }
+    counted = count_topics(generated)
+    assert set(truth) == set(counted), (sorted(set(truth) ^ set(counted)), sorted(truth))
+    differing = {key: (as_truth(truth[key]), counted[key]) for key in truth if as_truth(truth[key]) != counted[key]}
+    assert not differing, differing
+    assert {key[0] for key in truth} == set(range(SHARDS))
+    assert any(not value["complete"] for value in truth.values()), "the graceful stop published no open minute"
+    assert sum(sum(entry["bad_records"].values()) for entry in counted.values()) > 0
+    assert sum(sum(entry["late_events"].values()) for entry in counted.values()) > 0
