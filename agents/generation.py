@@ -65,6 +65,8 @@ SHUTDOWN_FLUSH_SECONDS = 3.0
 #: How long a worker losing shards in a rebalance waits for their records to reach Kafka (their next owner counts
 #: what Kafka holds of their open minutes).
 REVOKE_FLUSH_SECONDS = 5.0
+#: How often a generator waiting at a minute's end for Kafka to take that minute's records says so.
+SETTLE_WARNING_SECONDS = 10.0
 #: How often where each shard's published truth ends is written to the shards table.
 TRUTH_MARK_SECONDS = 1.0
 
@@ -122,6 +124,7 @@ class Generation:
         self._routes = routes(settings)
         self._shard_routes: dict[int, dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]]] = {}
         self._teller = teller
+        self._waiting_since: float | None = None
         if teller is not None:
             teller.book.closed_through = minute_of(int(wall_clock() * 1000))
         self._shards = settings.generation_shards
@@ -157,9 +160,10 @@ class Generation:
         """
         if self._stopped:
             return 0
+        if not self._settle_truth():
+            return 0  # a minute ended: what was queued before its end is being delivered
         if self.finished:
             self._finish()
-            self._producer.serve(0)
             self._publish_truth(paused)
             return 0
         now = self._monotonic()
@@ -183,6 +187,31 @@ class Generation:
         self._stats.shortfall = self.shortfall()
         return count
 
+    def _settle_truth(self) -> bool:
+        """False while a minute that ended still has records in the producer's queue: nothing new is emitted until
+        they are delivered, so the minute's counts are final. Each tick that finds the queue empty settles."""
+        teller = self._teller
+        if teller is None:
+            return True
+        now_ms = int(self._wall_clock() * 1000)
+        self._producer.serve(0)
+        if not self._producer.queued():
+            teller.settle(now_ms)
+            self._waiting_since = None
+            return True
+        if not teller.book.unsettled(now_ms):
+            return True
+        now = self._monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        elif now - self._waiting_since >= SETTLE_WARNING_SECONDS:
+            self._waiting_since = now
+            log.warning(
+                "generation waits for Kafka: %d records queued before the end of a minute are not yet delivered",
+                self._producer.queued(),
+            )
+        return False
+
     def _publish_truth(self, paused: bool) -> None:
         """Publish the truth of every minute that is over and settled (not while a rebalance is under way)."""
         if self._teller is not None and not paused:
@@ -193,6 +222,7 @@ class Generation:
         if self._teller is None:
             return 0
         now_ms = int(self._wall_clock() * 1000)
+        self._teller.settle(now_ms)
         return self._teller.publish(now_ms, self.streams.__contains__) + self._teller.publish_open(now_ms)
 
     def _routes_of(self, shard: int) -> dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]]:
@@ -230,26 +260,18 @@ class Generation:
             sent: Counter[str] = Counter()
             late = 0
             chunk = events[start : start + CHUNK]
-            if teller is not None:  # before the records: their delivery reports may come while one waits for room
-                teller.book.sent(minute, len(chunk))
-            queued = 0
-            try:
-                for kind, key, value, emitted_ms, late_ms, bad_kind in chunk:
-                    topic, headers = routes[kind]
-                    record: Record = (topic, key.encode(), encode(kind, value), emitted_ms, headers)
-                    if bad_kind is not None:
-                        record = self._malformed(record, bad_kind, stream.faults)
-                    if late_ms:
-                        late += 1
-                    if not send(*record):
-                        await self._send_when_room(record)
-                    queued += 1
-                    if counts is not None:
-                        counts.add(topic, kind, value, late_ms > 0, bad_kind)
-                    sent[kind] += 1
-            finally:
-                if teller is not None and queued < len(chunk):  # not all went out: they are not in flight
-                    teller.book.sent(minute, queued - len(chunk))
+            for kind, key, value, emitted_ms, late_ms, bad_kind in chunk:
+                topic, headers = routes[kind]
+                record: Record = (topic, key.encode(), encode(kind, value), emitted_ms, headers)
+                if bad_kind is not None:
+                    record = self._malformed(record, bad_kind, stream.faults)
+                if late_ms:
+                    late += 1
+                if not send(*record):
+                    await self._send_when_room(record)
+                if counts is not None:
+                    counts.add(topic, kind, value, late_ms > 0, bad_kind)
+                sent[kind] += 1
             now = self._monotonic()
             for kind, sent_count in sent.items():
                 self._stats.add(topics[kind], sent_count, now)
@@ -352,23 +374,25 @@ class GenerationAgent:
         self._opened = opened
         topics = settings.topics()
         codec = AvroCodec(self._registry, topics)
-        decoder = RecordDecoder(self._registry)
-        generated = {topic: kind for kind, (topic, _) in routes(settings).items() if kind in GENERATED_KINDS}
-        self.teller = TruthTeller(
-            settings.app_id,
-            codec,
-            topics,
-            lambda role, raw: decoder.decode(topics[role], raw),
-            kafka_config(settings),
-            generated,
-        )
+        if settings.truth_enabled:
+            decoder = RecordDecoder(self._registry)
+            generated = {topic: kind for kind, (topic, _) in routes(settings).items() if kind in GENERATED_KINDS}
+            self.teller = TruthTeller(
+                settings.app_id,
+                codec,
+                topics,
+                lambda role, raw: decoder.decode(topics[role], raw),
+                kafka_config(settings),
+                generated,
+            )
         producer = EventProducer(
             kafka_config(settings),
             client_id=f"{settings.app_id}-generator",
             queue_max=settings.producer_queue_max,
-            reports=self.teller.report,
+            failures=None if self.teller is None else self.teller.report,
         )
-        self.teller.attach(producer)
+        if self.teller is not None:
+            self.teller.attach(producer)
         self.generation = Generation(settings, codec, producer, self.stats, teller=self.teller)
         return self.generation
 

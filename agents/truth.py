@@ -1,12 +1,12 @@
 """The truth topic: the generator publishes, per shard and minute, exact counts of what it emitted.
 
-The generator counts each record it hands to the producer (``app.truth.TruthBook``); the producer reports every
-record's delivery, and a record that failed is taken back out. A minute is published once it is over and none of
-its records is in flight. After the truth records of a minute are in Kafka, the shards' ``truth_from`` (the start
-of the first minute not yet published) moves on in the shards table; a shard's next owner (after a move, a
-graceful stop or SIGKILL) first counts the shard's records from that moment on again from Kafka
-(``app.truth_recount``), so a minute a killed worker left open is published whole, and a minute it shares with its
-previous owner holds both owners' records.
+The generator counts each record it hands to the producer (``app.truth.TruthBook``); the producer reports each
+record whose delivery failed, and it is taken back out. A minute is published once it is over and the producer's
+queue has been seen empty since (the generator waits for that at the end of each minute). Once the truth records
+of a minute are in Kafka, the shards' ``truth_from`` (the start of the first minute not yet published) moves on in
+the shards table; a shard's next owner (after a move, a graceful stop or SIGKILL) first counts the shard's records
+from that moment on again from Kafka (``app.truth_recount``), so a minute a killed worker left open is published
+whole, and a minute it shares with its previous owner holds both owners' records.
 """
 
 from __future__ import annotations
@@ -57,14 +57,15 @@ class TruthTeller:
         self._producer: EventProducer | None = None
         #: Records whose delivery failed, to be taken out of the counts at the next ``publish``.
         self._failed: list[Message] = []
-        #: Truth records handed to the producer and not yet in Kafka: key -> (shard, minute, value bytes).
-        self._pending: dict[str, tuple[int, int, bytes]] = {}
+        #: Truth records handed to the producer and not yet known to be in Kafka: key -> (shard, minute, value
+        #: bytes, when handed over).
+        self._pending: dict[str, tuple[int, int, bytes, int]] = {}
         #: Truth records to hand to the producer again (their delivery failed).
         self._resend: list[str] = []
         self._headers: dict[int, Headers] = {}
 
     def attach(self, producer: EventProducer) -> None:
-        """Publish through ``producer``, whose delivery reports come to ``report``."""
+        """Publish through ``producer``, whose reports of failed deliveries come to ``report``."""
         self._producer = producer
 
     def headers(self, shard: int) -> Headers:
@@ -74,18 +75,22 @@ class TruthTeller:
             found = self._headers[shard] = [(SHARD_HEADER, str(shard).encode())]
         return found
 
-    def report(self, error: KafkaError | None, message: Message) -> None:
-        """The producer's delivery report of one record (called inside its poll)."""
+    def report(self, error: KafkaError, message: Message) -> None:
+        """The producer's report of one record it could not deliver (called inside its poll)."""
         if message.topic() == self._topic:
             key = (message.key() or b"").decode()
-            if error is None:
-                self._pending.pop(key, None)
-            elif key in self._pending:
+            if key in self._pending:
                 self._resend.append(key)
-            return
-        if error is not None:
+        else:
             self._failed.append(message)
-        self.book.resolved(minute_of(message.timestamp()[1]))
+
+    def settle(self, now_ms: int) -> None:
+        """The producer's queue is empty at ``now_ms``: what was handed to it before is delivered or reported."""
+        self.book.settle(now_ms)
+        resend = set(self._resend)
+        for key, (_, _, _, sent_ms) in list(self._pending.items()):
+            if sent_ms <= now_ms and key not in resend:
+                del self._pending[key]
 
     def publish(self, now_ms: int, held: Callable[[int], bool]) -> int:
         """Take back failed records, then publish every minute that is over and settled; the records published.
@@ -94,12 +99,13 @@ class TruthTeller:
         self._take_back_failures()
         producer = self._producer
         assert producer is not None
-        for key in self._resend:
-            shard, minute, value = self._pending[key]
+        for key in dict.fromkeys(self._resend):
+            shard, minute, value, _ = self._pending[key]
+            self._pending[key] = (shard, minute, value, now_ms)
             producer.send_surely(self._topic, key.encode(), value, now_ms)
         self._resend.clear()
         published = 0
-        for minute in self.book.ready(now_ms):
+        for minute in self.book.ready():
             for shard, counts in sorted(self.book.take(minute).items()):
                 if held(shard) and counts.total:
                     self._send(shard, minute, counts, True, now_ms)
@@ -108,13 +114,10 @@ class TruthTeller:
 
     def publish_open(self, now_ms: int) -> int:
         """At a graceful stop: publish what each shard emitted so far in the minutes still open, marked incomplete;
-        a minute with records still in flight is left to the shard's next owner."""
+        call it only once the producer's queue is empty (``settle``)."""
         self._take_back_failures()
         published = 0
         for (shard, minute), counts in sorted(self.book.minutes.items()):
-            if minute in self.book.in_flight:
-                log.warning("truth of shard %d, minute %d not published: records still in flight", shard, minute)
-                continue
             if counts.total:
                 self._send(shard, minute, counts, False, now_ms)
                 published += 1
@@ -125,7 +128,7 @@ class TruthTeller:
         key = truth_key(shard, minute)
         value = self._codec.encode(TRUTH, counts.value(self._app_id, shard, minute, complete))
         if complete:
-            self._pending[key] = (shard, minute, value)
+            self._pending[key] = (shard, minute, value, now_ms)
         self._producer.send_surely(self._topic, key.encode(), value, now_ms)
 
     def _take_back_failures(self) -> None:
@@ -144,7 +147,7 @@ class TruthTeller:
     def truth_from(self, shard: int) -> int:
         """The start of ``shard``'s first minute whose truth is not yet in Kafka."""
         minutes = [minute for (held, minute) in self.book.minutes if held == shard]
-        minutes += [minute for held, minute, _ in self._pending.values() if held == shard]
+        minutes += [minute for held, minute, _, _ in self._pending.values() if held == shard]
         return min([self.book.closed_through, *minutes])
 
     async def catch_up(self, shards: dict[int, int]) -> int:

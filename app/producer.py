@@ -23,13 +23,13 @@ class EventProducer:
         *,
         client_id: str,
         queue_max: int,
-        reports: Callable[[KafkaError | None, Message], None] | None = None,
+        failures: Callable[[KafkaError, Message], None] | None = None,
     ) -> None:
         """``connection``: the bootstrap servers and security (``app.clients.kafka_config``).
 
         ``queue_max`` bounds the records librdkafka holds while Kafka is slow: the memory backpressure may use.
-        ``reports(error, message)``, when given, hears of every record's delivery (None) or failure, from inside
-        ``serve`` and ``flush``; without it only failures are reported (to the log), which is cheaper.
+        ``failures(error, message)``, when given, hears of every record that could not be delivered, from inside
+        ``serve`` and ``flush`` (they are logged either way).
         """
         config: dict[str, Any] = {
             **connection,
@@ -44,15 +44,15 @@ class EventProducer:
             # The Java client's partitioner (and aiokafka's, so Faust's): a key lands in the same partition
             # whoever produces it, which the co-partitioned stock agent relies on.
             "partitioner": "murmur2_random",
-            # Without ``reports``, only failures: a Python callback per delivered record costs ~1 us of the GIL.
-            "delivery.report.only.error": reports is None,
+            # Reports only failures: a Python callback per delivered record would cost ~1 us of the GIL each.
+            "delivery.report.only.error": True,
             # One callback for the producer rather than one per produce() call: a bound method made and
             # kept per record costs a fifth of the call.
             "on_delivery": self._on_delivery,
             "logger": logging.getLogger("librdkafka"),
         }
         self.failed = 0
-        self._reports = reports
+        self._failures = failures
         self._producer = Producer(config)
 
     def send(
@@ -95,10 +95,10 @@ class EventProducer:
         return int(self._producer.flush(timeout))
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if self._reports is not None:
-            self._reports(error, message)
         if error is None:
             return
+        if self._failures is not None:
+            self._failures(error, message)
         self.failed += 1
         if self.failed <= 10 or self.failed % 1000 == 0:
             log.error("delivery to %s failed (%d so far): %s", message.topic(), self.failed, error)

@@ -83,6 +83,7 @@ class Settings(BaseModel):
     )
     agents_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
     generation_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
+    truth_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
     generation_shards: int = Field(
         12,
         ge=1,

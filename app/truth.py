@@ -172,17 +172,15 @@ def classify(
 class TruthBook:
     """The counts of the shards this worker holds, per (shard, minute), until each minute can be published.
 
-    ``sent`` counts a record handed to the producer; ``resolved`` is called from the producer's delivery report
-    for every record (delivered or failed). A minute is ready once the clock is past it and none of its records
-    is in flight.
+    A minute is ready once every record of it has been delivered or reported failed: once the producer's queue has
+    been seen empty (``settle``) after the minute ended. The generator waits for that at each minute's end rather
+    than hear of every record's delivery, which would cost a Python callback per record.
     """
 
     def __init__(self) -> None:
         self.minutes: dict[tuple[int, int], MinuteCounts] = {}
-        #: Records handed to the producer and not yet reported, per minute (all shards together).
-        self.in_flight: Counter[int] = Counter()
-        #: Records of a minute whose delivery failed: they are not in Kafka, so not counted.
-        self.failed: Counter[int] = Counter()
+        #: Every record emitted before this moment (epoch ms) is delivered or reported failed.
+        self.settled_through = 0
         #: Nothing before this moment is emitted any more: minutes before it were taken (published).
         self.closed_through = 0
 
@@ -194,25 +192,17 @@ class TruthBook:
             found = self.minutes[key] = MinuteCounts()
         return found
 
-    def sent(self, minute_ms: int, records: int) -> None:
-        """``records`` of ``minute_ms`` were handed to the producer."""
-        self._change(minute_ms, records)
+    def unsettled(self, now_ms: int) -> bool:
+        """True when a minute with counts is over at ``now_ms`` but not yet known to be delivered."""
+        return any(self.settled_through < minute + MINUTE_MS <= now_ms for _, minute in self.minutes)
 
-    def resolved(self, minute_ms: int) -> None:
-        """The producer reported one record of ``minute_ms`` (delivered or failed)."""
-        self._change(minute_ms, -1)
+    def settle(self, now_ms: int) -> None:
+        """Nothing is in flight at ``now_ms``: everything emitted so far is delivered or reported failed."""
+        self.settled_through = max(self.settled_through, now_ms)
 
-    def _change(self, minute_ms: int, records: int) -> None:
-        left = self.in_flight[minute_ms] + records
-        if left:
-            self.in_flight[minute_ms] = left
-        else:
-            del self.in_flight[minute_ms]
-
-    def ready(self, now_ms: int) -> list[int]:
-        """The minutes that are over at ``now_ms`` and have nothing in flight, oldest first."""
-        current = minute_of(now_ms)
-        return sorted({minute for _, minute in self.minutes if minute < current and minute not in self.in_flight})
+    def ready(self) -> list[int]:
+        """The minutes that are over and settled, oldest first."""
+        return sorted({minute for _, minute in self.minutes if minute + MINUTE_MS <= self.settled_through})
 
     def take(self, minute_ms: int) -> dict[int, MinuteCounts]:
         """Remove and return every shard's counts of ``minute_ms``; nothing earlier may be emitted from now on."""

@@ -88,29 +88,28 @@ def test_the_record_fits_the_schema_and_reads_back() -> None:
     assert truth_key(3, 7 * MINUTE_MS) == f"3:{7 * MINUTE_MS}"
 
 
-def test_a_minute_is_ready_once_over_and_nothing_of_it_in_flight() -> None:
+def test_a_minute_is_ready_once_over_and_settled_after_its_end() -> None:
     book = TruthBook()
     book.counts(0, 0).add("t", "orders", ORDER, False, None)
-    book.sent(0, 2)
-    assert book.ready(MINUTE_MS - 1) == []  # not over
-    assert book.ready(MINUTE_MS) == []  # two in flight
-    book.resolved(0)
-    assert book.ready(MINUTE_MS) == []
-    book.resolved(0)
-    assert book.ready(MINUTE_MS) == [0]
+    assert not book.unsettled(MINUTE_MS - 1)  # not over
+    assert book.unsettled(MINUTE_MS)
+    book.settle(MINUTE_MS - 1)  # the queue was empty before the minute ended: its last records may be in flight
+    assert book.ready() == []
+    assert book.unsettled(MINUTE_MS)
+    book.settle(MINUTE_MS)
+    assert not book.unsettled(MINUTE_MS + 5)
+    assert book.ready() == [0]
     taken = book.take(0)
     assert list(taken) == [0]
     assert book.closed_through == MINUTE_MS
-    assert book.ready(10 * MINUTE_MS) == []
+    assert book.ready() == []
 
 
-def test_records_given_up_before_the_producer_had_them_are_not_in_flight() -> None:
+def test_settling_never_goes_back() -> None:
     book = TruthBook()
-    book.counts(1, 0)
-    book.sent(0, 5)
-    book.sent(0, -5)
-    assert book.in_flight == {}
-    assert book.ready(MINUTE_MS) == [0]
+    book.settle(5 * MINUTE_MS)
+    book.settle(MINUTE_MS)
+    assert book.settled_through == 5 * MINUTE_MS
 
 
 def test_take_returns_every_shard_of_the_minute_and_leaves_later_ones() -> None:
@@ -118,7 +117,8 @@ def test_take_returns_every_shard_of_the_minute_and_leaves_later_ones() -> None:
     for shard in (0, 1):
         book.counts(shard, 0).add("t", "orders", ORDER, False, None)
     book.counts(0, MINUTE_MS).add("t", "orders", ORDER, False, None)
-    assert book.ready(2 * MINUTE_MS) == [0, MINUTE_MS]
+    book.settle(2 * MINUTE_MS)
+    assert book.ready() == [0, MINUTE_MS]
     assert sorted(book.take(0)) == [0, 1]
     assert list(book.open_minutes(0)) == [MINUTE_MS]
 
