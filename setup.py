@@ -24,6 +24,8 @@ setup(
         "psycopg2-binary==2.9.13",
         # Seeded reference data is only reproducible with the same fake-data tables: keep it pinned.
         "mimesis==22.2.0",
+        # GET /metrics: Prometheus's text exposition format (app/metrics.py).
+        "prometheus-client==0.26.0",
     ],
     extras_require={
         "test": [

@@ -17,6 +17,7 @@ from faust.types import EventT
 
 from app.dead_letters import dead_letter_headers
 from app.decoding import RecordDecoder, RegistryUnavailable, UndecodableRecord
+from app.metrics import DEAD_LETTERS, DeadLetterReason, agent_meters
 from app.producer import EventProducer
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,21 @@ class Intake:
         self._counts = counts
 
     async def value(
-        self, event: EventT, topic: str, validate: Callable[[Mapping[str, Any]], str | None], what: str
+        self,
+        event: EventT,
+        topic: str,
+        validate: Callable[[Mapping[str, Any]], str | None],
+        what: str,
+        invalid: DeadLetterReason,
     ) -> dict[str, Any] | None:
-        """The event's value (read as a record of ``topic``) with epoch-ms times; None once dead-lettered."""
+        """The event's value (read as a record of ``topic``) with epoch-ms times; None once dead-lettered (as
+        ``invalid`` when ``validate`` refuses it)."""
         while True:
             try:
                 decoded = self._decoder.decode(topic, event.value)
                 break
             except UndecodableRecord as error:
-                self.dead_letter(event, str(error))
+                self.dead_letter(event, str(error), "undecodable")
                 return None
             except RegistryUnavailable as error:
                 log.warning("schema registry unavailable while decoding (%s); waiting", error)
@@ -60,12 +67,13 @@ class Intake:
         valid = millis(decoded)
         reason = validate(valid)
         if reason is not None:
-            self.dead_letter(event, f"invalid {what}: {reason}")
+            self.dead_letter(event, f"invalid {what}: {reason}", invalid)
             return None
         return valid
 
-    def dead_letter(self, event: EventT, error: str) -> None:
-        """Send the record, whole, to the dead-letter topic with its source and ``error`` in headers."""
+    def dead_letter(self, event: EventT, error: str, reason: DeadLetterReason) -> None:
+        """Send the record, whole, to the dead-letter topic with its source and ``error`` in headers; count it under
+        ``reason`` (its class: ``error`` names ids, too many values for a metric's label)."""
         message = event.message
         original = message.headers or []
         pairs = list(original.items()) if isinstance(original, Mapping) else list(original)
@@ -73,7 +81,8 @@ class Intake:
         self._producer.send_surely(
             self._dead_letter_topic, message.key or b"", event.value or b"", int(message.timestamp * 1000), headers
         )
-        self._counts["dead letters"] += 1
+        self._counts[DEAD_LETTERS] += 1
+        agent_meters(event.app).dead_letter(reason)
 
 
 async def deliver(producer: EventProducer, what: str, stopping: Callable[[], bool]) -> bool:

@@ -19,6 +19,7 @@ from agents.intake import Intake, deliver
 from agents.requests import ORDER, headers_of, order_request
 from app.avro import AvroCodec
 from app.derivation import DerivationConfig, Stage, decide_payment, rng_for, validate_order
+from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
 
 #: Most orders in one batch, and the longest a batch waits to fill (seconds).
@@ -56,22 +57,29 @@ class OrdersAgent:
     async def run(self, stream: Stream) -> None:
         """The agent's body, pipelined: while Kafka acknowledges one batch's records, the next is decided; a
         batch's events are acknowledged only after its records are delivered."""
+        meters = agent_meters(stream.app)
+        meters.producers["agents"] = self._producer.queued
+        batches = meters.batches("orders")
         previous: asyncio.Task[bool] | None = None
         async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
+            taken = time.perf_counter()
             for event in events:
                 await self.take(event)
+            decided = time.perf_counter()
+            batches.decided(len(events), decided - taken)
             if previous is not None and not await previous:
                 return  # stopping before Kafka had a batch's records: unacknowledged, decided again
-            previous = asyncio.create_task(self._finish(stream, list(events)))
+            previous = asyncio.create_task(self._finish(stream, list(events), batches, decided))
             self._counts["order batches"] += 1
         if previous is not None:
             await previous
 
-    async def _finish(self, stream: Stream, events: list[EventT]) -> bool:
+    async def _finish(self, stream: Stream, events: list[EventT], batches: BatchMeter, decided: float) -> bool:
         if not await deliver(self._producer, "orders agent", self._stopping):
             return False
         for event in events:
             await stream.ack(event)
+        batches.delivered(time.perf_counter() - decided)
         return True
 
     def _validate(self, value: Mapping[str, object]) -> str | None:
@@ -82,7 +90,7 @@ class OrdersAgent:
 
     async def take(self, event: EventT) -> None:
         """Decide one consumed record: its payment, and its stock request (or a dead letter)."""
-        order = await self._intake.value(event, self._topics["orders"], self._validate, "order")
+        order = await self._intake.value(event, self._topics["orders"], self._validate, "order", "invalid_order")
         if order is None:
             return
         order_id = str(order["order_id"])
@@ -91,6 +99,7 @@ class OrdersAgent:
         send = self._producer.send_surely
         if payment is not None:
             send(self._topics["payments"], order_id.encode(), self._codec.encode("payments", payment), now_ms)
+            self._counts["payments"] += 1
         message = event.message
         request = order_request(order, payment, message.partition, message.offset)
         send(self._requests_topic, str(order["product_id"]).encode(), request, now_ms, self._headers)

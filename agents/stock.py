@@ -29,6 +29,7 @@ from app.avro import AvroCodec
 from app.derivation import validate_order
 from app.inventory import validate_change
 from app.inventory.stockroom import StockReference
+from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
 
 log = logging.getLogger(__name__)
@@ -87,17 +88,23 @@ class StockAgent:
         A batch's events are acknowledged only after its records are delivered, and records go out in the order
         they were decided. An error while deciding ends the process unacknowledged: a restart decides again.
         """
+        meters = agent_meters(stream.app)
+        meters.producers["agents"] = self._producer.queued
+        batches = meters.batches("stock")
         previous: asyncio.Task[bool] | None = None
         async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN):
+            taken = time.perf_counter()
             try:
                 decided = await self._when_reachable(partial(self.take, events), "deciding a batch")
             except Exception:
                 log.critical("stock agent failed; exiting without acknowledging the batch", exc_info=True)
                 logging.shutdown()
                 os._exit(70)
+            decided_at = time.perf_counter()
+            batches.decided(len(events), decided_at - taken)
             if previous is not None and not await previous:
                 return  # stopping before Kafka had a batch's records: unacknowledged, decided again
-            previous = asyncio.create_task(self._finish(stream, list(events), decided))
+            previous = asyncio.create_task(self._finish(stream, list(events), decided, batches, decided_at))
         if previous is not None:
             await previous
 
@@ -117,7 +124,9 @@ class StockAgent:
         batches.append(decided)
         return batches
 
-    async def _finish(self, stream: Stream[Any], events: list[EventT], batches: list[Decided]) -> bool:
+    async def _finish(
+        self, stream: Stream[Any], events: list[EventT], batches: list[Decided], meter: BatchMeter, decided_at: float
+    ) -> bool:
         """Once Kafka has the batch's records: forget them in the outbox, acknowledge the events. False if the
         worker began to stop first (nothing acknowledged)."""
         if not await deliver(self._producer, "stock agent", self._stopping):
@@ -126,6 +135,7 @@ class StockAgent:
             await self._when_reachable(partial(self._ledger.delivered, decided), "clearing the outbox")
         for event in events:
             await stream.ack(event)
+        meter.delivered(time.perf_counter() - decided_at)
         return True
 
     async def _when_reachable(self, step: Callable[[], Awaitable[T]], what: str) -> T:
@@ -176,11 +186,11 @@ class StockAgent:
         except ValueError:
             key = message.key or b""
             shown = repr(key[:40]) + (f" ({len(key)} bytes)" if len(key) > 40 else "")
-            self._intake.dead_letter(event, f"key {shown}: expected a product id")
+            self._intake.dead_letter(event, f"key {shown}: expected a product id", "bad_key")
             return None
         assert self._reference is not None, "used before start()"
         if product_id not in self._reference.skus:
-            self._intake.dead_letter(event, f"key {product_id}: no such product")
+            self._intake.dead_letter(event, f"key {product_id}: no such product", "unknown_product")
             return None
         kind = kind_of(message.headers)
         body: Any
@@ -188,11 +198,12 @@ class StockAgent:
             try:
                 body = read_order_request(event.value)
             except (ValueError, KeyError, TypeError) as error:
-                self._intake.dead_letter(event, f"invalid order request: {type(error).__name__}: {error}")
+                error_text = f"invalid order request: {type(error).__name__}: {error}"
+                self._intake.dead_letter(event, error_text, "invalid_order_request")
                 return None
             reason = self._bad_order(body, product_id)
             if reason is not None:  # only the orders agent writes these, but the topic is open to anyone
-                self._intake.dead_letter(event, f"invalid order request: {reason}")
+                self._intake.dead_letter(event, f"invalid order request: {reason}", "invalid_order_request")
                 return None
         elif kind == DUE:
             body = bytes(event.value or b"").decode(errors="replace")
@@ -201,18 +212,21 @@ class StockAgent:
                 body = _json_change(event.value)
                 reason = "not a JSON inventory change" if body is None else validate_change(body)
                 if reason is not None:
-                    self._intake.dead_letter(event, f"invalid opening balance: {reason}")
+                    self._intake.dead_letter(event, f"invalid opening balance: {reason}", "invalid_opening_balance")
                     return None
             else:
-                body = await self._intake.value(event, self._topics["inventory_changes"], validate_change, "change")
+                topic = self._topics["inventory_changes"]
+                body = await self._intake.value(event, topic, validate_change, "change", "invalid_change")
                 if body is None:
                     return None
             reason = self._unknown(body, product_id)
             if reason is not None:
-                self._intake.dead_letter(event, f"invalid inventory change: {reason}")
+                self._intake.dead_letter(event, f"invalid inventory change: {reason}", "invalid_change")
                 return None
             if kind == CHANGE and body["change_type"] == "SALE":
-                self._intake.dead_letter(event, "invalid inventory change: a SALE is decided from an order")
+                self._intake.dead_letter(
+                    event, "invalid inventory change: a SALE is decided from an order", "invalid_change"
+                )
                 return None
         return Request(message.partition, message.offset, product_id, kind, body)
 

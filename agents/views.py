@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import html
 import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -25,9 +26,12 @@ from faust.web import Request, Response, View
 from agents.fulfilment import FulfilmentAgents
 from agents.generation import GenerationAgent
 from agents.kafka_ledger import KafkaLedger
+from app.history import DERIVED_COUNTERS, WINDOW_SECONDS, History, sample_of
 from app.inventory import StockState, WarehouseStock
+from app.metrics import agent_meters
 from app.retry import until_done
 from app.settings import Settings
+from app.stats import EmissionStats
 from db.inventory_reads import InventoryReads
 from db.stock import StockReference
 
@@ -35,6 +39,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+#: ``GET /stats/history/?step=N``: seconds (samples) per point, by default and at most.
+HISTORY_STEP = 5
+MAX_HISTORY_STEP = 60
+#: ``GET /low-stock/?n=N``: products listed, by default and at most; every product is read at most this often.
+LOW_STOCK_COUNT = 10
+MAX_LOW_STOCK = 100
+LOW_STOCK_SECONDS = 5.0
 #: What the inventory views answer (503) in kafka mode on a worker without the agents, which hold the table.
 NO_TABLE = "inventory views need the fulfilment agents in kafka mode: this worker runs with AGENTS_ENABLED=false"
 NOT_READY = "inventory not ready: the worker is still loading the reference data"
@@ -80,6 +91,11 @@ def parse_page(query: Mapping[str, str]) -> Page:
     number = whole_number("page", query["page"], 1) if "page" in query else 1
     size = whole_number("size", query["size"], 1, MAX_PAGE_SIZE) if "size" in query else DEFAULT_PAGE_SIZE
     return Page(number, size)
+
+
+def parse_step(query: Mapping[str, str]) -> int:
+    """The seconds per point that ``?step=N`` asks of the history (default HISTORY_STEP)."""
+    return whole_number("step", query["step"], 1, MAX_HISTORY_STEP) if "step" in query else HISTORY_STEP
 
 
 def iso_utc(epoch_ms: int | None) -> str | None:
@@ -140,78 +156,202 @@ def warehouse_items(
     return items
 
 
-# ----- the HTML page: rendered here once, then refreshed by its own script from /inventory/ and /stats/
+def lowest_available(items: Iterable[Mapping[str, Any]], count: int) -> list[Mapping[str, Any]]:
+    """The ``count`` items with least stock available, least first (by product id among equals)."""
+    return heapq.nsmallest(count, items, key=lambda item: (item["available"], item["product_id"]))
+
+
+# ----- the HTML page: rendered here once, then refreshed by its own script from the JSON views
 
 REFRESH_MS = 2000
+#: The history's points on the page: one per this many seconds.
+PAGE_STEP_SECONDS = 5
+#: How many of the products with least available stock the page lists and marks.
+PAGE_LOW_STOCK = 10
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }
 h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
 table { border-collapse: collapse; } th, td { padding: .2rem .7rem; border-bottom: 1px solid #ddd; }
 th { text-align: left; background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 #notice { color: #a00; } #notice:empty { display: none; } .muted { color: #777; }
+svg.chart { display: block; width: 100%; max-width: 960px; height: auto; border: 1px solid #e4e4e4; }
+svg.chart text { font: 11px system-ui, sans-serif; fill: #555; }
+ul.legend { list-style: none; padding: 0; margin: .4rem 0; max-width: 960px; }
+ul.legend li { display: inline-block; margin: 0 1.2rem .2rem 0; white-space: nowrap; }
+ul.legend svg { vertical-align: middle; margin-right: .3rem; }
+ul.legend .n { font-variant-numeric: tabular-nums; color: #555; }
+tr.low td { background: #fff1cc; } tr.out td { background: #fbd5d5; }
+td.mark { font-weight: 600; color: #9a3b00; } tr.out td.mark { color: #a00; }
 """
-_SCRIPT = f"""
-"use strict";
-function setText(id, text) {{ document.getElementById(id).textContent = text; }}
-function row(cells) {{
+#: The page's script: drawn with the DOM and inline SVG only. Its text must not hold a URL (see the unit tests):
+#: the SVG namespace is read from the page's own chart element.
+_SCRIPT_BODY = """
+const SVG_NS = document.getElementById("rate-chart").namespaceURI;
+const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+let lowest = new Map();
+function setText(id, text) { document.getElementById(id).textContent = text; }
+function row(cells) {
   const tr = document.createElement("tr");
-  for (const [text, numeric] of cells) {{
+  for (const [text, numeric] of cells) {
     const td = document.createElement("td");
     td.textContent = String(text);
     if (numeric) td.className = "n";
     tr.appendChild(td);
-  }}
+  }
   return tr;
-}}
-function replaceRows(id, rows) {{
+}
+function replaceRows(id, rows) {
   const body = document.createElement("tbody");
   body.id = id;
   rows.forEach((tr) => body.appendChild(tr));
   document.getElementById(id).replaceWith(body);
-}}
-function showInventory(page) {{
-  replaceRows("inventory-rows", page.items.map((item) => {{
+}
+function showInventory(page) {
+  replaceRows("inventory-rows", page.items.map((item) => {
     const where = item.warehouses.map((w) => w.warehouse_id + ": " + w.on_hand).join(", ");
     const tr = row([[item.product_id, true], [item.sku, false], [item.on_hand, true], [item.reserved, true],
                     [item.available, true], [where, false]]);
     tr.dataset.productId = String(item.product_id);
     return tr;
-  }}));
+  }));
   setText("inventory-shown", String(page.items.length));
   setText("inventory-total", String(page.total));
-}}
-function showStats(stats) {{
-  const topics = Object.entries(stats.topics || {{}});
+}
+function showStats(stats) {
+  const topics = Object.entries(stats.topics || {});
   replaceRows("rate-rows", topics.map(([topic, t]) => row([[topic, false], [t.rate_10s.toFixed(1), true],
                                                                [t.emitted, true]])));
   setText("rate-total", Number(stats.rate_10s || 0).toFixed(1));
-  setText("dead-letters", String((stats.agents || {{}})["dead letters"] || 0));
-  setText("backlog", String((stats.ledger || {{}}).backlog || 0));
+  setText("dead-letters", String((stats.agents || {})["dead letters"] || 0));
+  setText("backlog", String((stats.ledger || {}).backlog || 0));
   setText("shards", (stats.shards || []).join(", ") || "none");
-  if (stats.group) {{
+  if (stats.group) {
     setText("group-rate", Number(stats.group.rate_10s || 0).toFixed(1));
     setText("group-target", Number(stats.group.target_eps || 0).toFixed(1));
     setText("group-workers", String(stats.group.workers.length));
-  }}
-}}
-async function getJson(path) {{
-  const response = await fetch(path, {{cache: "no-store"}});
+  }
+}
+function svg(parent, name, attributes) {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+  parent.appendChild(node);
+  return node;
+}
+function roundUp(value) {
+  if (!(value > 0)) return 1;
+  const power = Math.pow(10, Math.floor(Math.log10(value)));
+  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((top) => top >= value);
+}
+function label(value) { return value >= 1000 ? (value / 1000) + "k" : String(Math.round(value * 100) / 100); }
+function drawChart(id, times, windowMs, lines) {
+  const chart = document.getElementById(id);
+  const box = chart.viewBox.baseVal;
+  const left = 56, right = 14, top = 10, bottom = 24;
+  const width = box.width - left - right, height = box.height - top - bottom;
+  const end = times.length ? times[times.length - 1] : 0;
+  const highest = roundUp(lines.reduce((most, line) => line.values.reduce((m, v) => Math.max(m, v), most), 0));
+  const x = (t) => (left + width * (1 - (end - t) / windowMs)).toFixed(1);
+  const y = (v) => (top + height * (1 - v / highest)).toFixed(1);
+  chart.replaceChildren();
+  for (let i = 0; i <= 4; i++) {
+    const value = highest * i / 4;
+    svg(chart, "line", {x1: left, x2: left + width, y1: y(value), y2: y(value), stroke: i ? "#eeeeee" : "#999999"});
+    svg(chart, "text", {x: left - 6, y: Number(y(value)) + 4, "text-anchor": "end"}).textContent = label(value);
+  }
+  const minutes = windowMs / 60000;
+  for (let m = 0; m <= minutes; m += 2) {
+    const at = left + width * (1 - m / minutes);
+    svg(chart, "line", {x1: at, x2: at, y1: top, y2: top + height, stroke: "#f2f2f2"});
+    const text = svg(chart, "text", {x: at, y: top + height + 16, "text-anchor": m ? "middle" : "end"});
+    text.textContent = m ? "-" + m + " min" : "now";
+  }
+  for (const line of lines) {
+    const drawn = line.values.map((v, i) => x(times[i]) + "," + y(v)).join(" ");
+    svg(chart, "polyline", {points: drawn, fill: "none", stroke: line.colour, "stroke-width": line.width || 2,
+                            "stroke-dasharray": line.dashed ? "7 4" : "none", "stroke-linejoin": "round",
+                            "data-series": line.name});
+  }
+}
+function drawLegend(id, lines, unit) {
+  const legend = document.getElementById(id);
+  legend.replaceChildren(...lines.map((line) => {
+    const item = document.createElement("li");
+    item.dataset.series = line.name;
+    const swatch = document.createElementNS(SVG_NS, "svg");
+    swatch.setAttribute("width", "22");
+    swatch.setAttribute("height", "10");
+    svg(swatch, "line", {x1: 0, x2: 22, y1: 5, y2: 5, stroke: line.colour, "stroke-width": 3,
+                         "stroke-dasharray": line.dashed ? "5 3" : "none"});
+    const now = document.createElement("span");
+    now.className = "n";
+    now.textContent = " " + (line.values.length ? label(line.values[line.values.length - 1]) : "-") + unit;
+    item.append(swatch, line.name, now);
+    return item;
+  }));
+}
+function showHistory(history) {
+  const lines = history.series.map((s, i) => ({name: s.name, values: history.rates[s.name],
+                                               colour: COLOURS[i % COLOURS.length]}));
+  lines.push({name: "generated, all topics", values: history.generated_eps, colour: "#888888", width: 3});
+  lines.push({name: "target (generator)", values: history.target_eps, colour: "#000000", dashed: true});
+  const windowMs = history.window_s * 1000;
+  drawChart("rate-chart", history.times, windowMs, lines);
+  drawLegend("rate-legend", lines, "/s");
+  const backlog = [{name: "orders waiting for stock", values: history.backlog, colour: "#d62728"}];
+  drawChart("backlog-chart", history.times, windowMs, backlog);
+  drawLegend("backlog-legend", backlog, "");
+  const missing = history.not_counted;
+  setText("not-counted", missing.length ? "Not counted by the agents here, so not drawn: " + missing.join(", ") : "");
+  const reasons = Object.entries(history.dead_letters.by_reason).sort((a, b) => b[1] - a[1]);
+  if (!reasons.length) reasons.push(["all reasons (not counted by reason)", history.dead_letters.total]);
+  replaceRows("dead-letter-rows", reasons.map(([reason, count]) => row([[reason, false], [count, true]])));
+}
+function showLowest(body) {
+  lowest = new Map(body.items.map((item) => [item.product_id, item.available]));
+  replaceRows("low-stock-rows", body.items.map((item) => {
+    const out = item.available <= 0;
+    const tr = row([[out ? "out of stock" : "low", false], [item.product_id, true], [item.sku, false],
+                    [item.available, true], [item.on_hand, true], [item.reserved, true]]);
+    tr.className = out ? "low out" : "low";
+    tr.firstChild.className = "mark";
+    tr.dataset.productId = String(item.product_id);
+    return tr;
+  }));
+  setText("low-stock-of", String(body.products));
+}
+function markLowest() {
+  for (const tr of document.querySelectorAll("#inventory-rows tr")) {
+    const available = lowest.get(Number(tr.dataset.productId));
+    tr.classList.toggle("low", available !== undefined);
+    tr.classList.toggle("out", available !== undefined && available <= 0);
+  }
+}
+async function getJson(path) {
+  const response = await fetch(path, {cache: "no-store"});
   const body = await response.json();
   if (!response.ok) throw new Error(body.error || String(response.status));
   return body;
-}}
-async function refresh() {{
+}
+async function refresh() {
   const problems = [];
-  const sources = [["/inventory/?size={DEFAULT_PAGE_SIZE}", showInventory], ["/stats/", showStats]];
-  for (const [path, show] of sources) {{
-    try {{ show(await getJson(path)); }} catch (e) {{ problems.push(path + ": " + e.message); }}
-  }}
+  const sources = [[INVENTORY_PATH, showInventory], ["/stats/", showStats], [HISTORY_PATH, showHistory],
+                   [LOW_STOCK_PATH, showLowest]];
+  for (const [path, show] of sources) {
+    try { show(await getJson(path)); } catch (e) { problems.push(path + ": " + e.message); }
+  }
+  markLowest();
   setText("notice", problems.join("; "));
   setText("updated", new Date().toISOString());
-  setTimeout(refresh, {REFRESH_MS});
-}}
-setTimeout(refresh, {REFRESH_MS});
+  setTimeout(refresh, REFRESH_MS);
+}
+refresh();
 """
+_SCRIPT = f"""
+"use strict";
+const REFRESH_MS = {REFRESH_MS};
+const INVENTORY_PATH = "/inventory/?size={DEFAULT_PAGE_SIZE}";
+const HISTORY_PATH = "/stats/history/?step={PAGE_STEP_SECONDS}";
+const LOW_STOCK_PATH = "/low-stock/?n={PAGE_LOW_STOCK}";{_SCRIPT_BODY}"""
 
 
 def _digest(source: str) -> str:
@@ -267,7 +407,13 @@ def render_page(inventory: Mapping[str, Any] | None, notice: str, report: Mappin
 <h1>retail-datagen: inventory</h1>
 <p class="muted">Refreshes every {REFRESH_MS // 1000} s; last update <span id="updated">at load</span>.</p>
 <p id="notice">{html.escape(notice)}</p>
-<h2>Event rates</h2>
+<h2>Event rates, last {WINDOW_SECONDS // 60} minutes</h2>
+<p class="muted">Events per second on each topic, one point per {PAGE_STEP_SECONDS} s: what the generator emitted
+(its target dashed) and what the agents wrote to the derived topics.</p>
+<svg id="rate-chart" class="chart" viewBox="0 0 960 300" role="img"
+aria-label="events per second by topic over the last minutes"></svg>
+<ul id="rate-legend" class="legend"></ul>
+<p id="not-counted" class="muted"></p>
 <table id="rates"><thead><tr><th>topic</th><th>events/s (10 s)</th><th>emitted</th></tr></thead>
 <tbody id="rate-rows">
 {rate_rows(report)}
@@ -279,6 +425,18 @@ Orders waiting for stock: <strong id="backlog">{int((report.get("ledger") or {})
 All workers of the group: <span id="group-rate">-</span> events/s of a target of
 <span id="group-target">{float(report.get("group_target_eps") or 0):.1f}</span>, from
 <span id="group-workers">-</span> worker(s).</p>
+<h2>Backlog and dead letters</h2>
+<svg id="backlog-chart" class="chart" viewBox="0 0 960 130" role="img"
+aria-label="orders waiting for stock over the last minutes"></svg>
+<ul id="backlog-legend" class="legend"></ul>
+<table id="dead-letter-reasons"><thead><tr><th>dead letters by reason</th><th>count</th></tr></thead>
+<tbody id="dead-letter-rows"></tbody></table>
+<h2>Lowest stock</h2>
+<p class="muted">The {PAGE_LOW_STOCK} products with least stock available over all warehouses, of
+<span id="low-stock-of">-</span>; marked in the inventory below when it shows them.</p>
+<table id="low-stock"><thead><tr><th></th><th>product</th><th>sku</th><th>available</th><th>on hand</th>
+<th>reserved</th></tr></thead>
+<tbody id="low-stock-rows"></tbody></table>
 <h2>Inventory</h2>
 <p class="muted"><span id="inventory-shown">{len(items)}</span> of
 <span id="inventory-total">{int(total)}</span> products, by product id.</p>
@@ -475,6 +633,40 @@ class PostgresStockReader:
         return None
 
 
+class LowestStock:
+    """The products with least stock available, from a read of every product's stock at most once per ``seconds``.
+
+    A read goes through the stock source's pages (``MAX_PAGE_SIZE`` products each), keeping only the lowest
+    ``MAX_LOW_STOCK`` as it goes, so its memory does not grow with the catalogue; its time does.
+    """
+
+    def __init__(
+        self, stock: StockSource, seconds: float = LOW_STOCK_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._stock = stock
+        self._seconds = seconds
+        self._clock = clock
+        self._read_at: float | None = None
+        self._lowest: list[Mapping[str, Any]] = []
+        self._products = 0
+
+    async def lowest(self, count: int) -> dict[str, Any]:
+        """The body of ``GET /low-stock/``: the ``count`` lowest ``items`` and the number of ``products`` read."""
+        now = self._clock()
+        if self._read_at is None or now - self._read_at >= self._seconds:
+            await self._read()
+            self._read_at = now
+        return {"items": self._lowest[:count], "products": self._products}
+
+    async def _read(self) -> None:
+        first = await self._stock.listing(Page(1, MAX_PAGE_SIZE))
+        lowest = lowest_available(first["items"], MAX_LOW_STOCK)
+        for number in range(2, first["pages"] + 1):
+            page = await self._stock.listing(Page(number, MAX_PAGE_SIZE))
+            lowest = lowest_available([*lowest, *page["items"]], MAX_LOW_STOCK)
+        self._lowest, self._products = lowest, int(first["total"])
+
+
 def inventory_source(settings: Settings, fulfilment: FulfilmentAgents | None) -> StockSource | None:
     """Where this worker's views read the stock: Postgres in postgres mode, the agents' table in kafka mode (None
     when the agents, and so the table, do not run here)."""
@@ -578,6 +770,40 @@ class WarehouseView(StockView):
         return self.json(body)
 
 
+class LowStockView(StockView):
+    """``GET /low-stock/?n=N``: the N products (10 by default, at most 100) with least stock available."""
+
+    lowest: LowestStock | None = None
+
+    async def get(self, request: Request) -> Response:
+        """The lowest products, least first."""
+        try:
+            count = whole_number("n", request.query["n"], 1, MAX_LOW_STOCK) if "n" in request.query else LOW_STOCK_COUNT
+        except BadParameter as error:
+            return self.error(400, str(error))
+        unavailable = self.unavailable()
+        if unavailable is not None:
+            return unavailable
+        assert self.lowest is not None
+        return self.json(await self.lowest.lowest(count))
+
+
+class HistoryView(GuardedView):
+    """``GET /stats/history/?step=N``: this worker's rates, target and backlog over the last minutes."""
+
+    history: History | None = None
+    derived_topics: tuple[str, ...] = ()
+
+    async def get(self, request: Request) -> Response:
+        """One point per ``step`` seconds (5 by default, at most 60)."""
+        try:
+            step = parse_step(request.query)
+        except BadParameter as error:
+            return self.error(400, str(error))
+        assert self.history is not None
+        return self.json(self.history.report(step, self.derived_topics))
+
+
 class PageView(GuardedView):
     """``GET /``: the inventory's first page, the rates per topic and the dead letters, refreshing itself."""
 
@@ -602,9 +828,35 @@ def _bound(base: type[View], **attributes: object) -> type[View]:
     return type(base.__name__, (base,), attributes)
 
 
+#: How often the page's history takes a sample.
+HISTORY_INTERVAL_SECONDS = 1.0
+
+
+def record_history(app: faust.App, stats: EmissionStats) -> tuple[History, tuple[str, ...]]:
+    """A history of ``stats`` that a Faust timer samples once a second, and the names of the derived topics."""
+    settings: Settings | None = getattr(app, "datagen_settings", None)
+    names = settings.topics() if settings is not None else {}
+    derived = {role: names.get(role, role) for role in DERIVED_COUNTERS}
+    history = History()
+    if not hasattr(app, "timer"):  # the unit tests' stand-in for the app serves pages only
+        return history, tuple(derived.values())
+    meters = agent_meters(app)  # dead letters by reason
+
+    async def sample_history() -> None:
+        history.add(sample_of(stats, derived, time.time(), time.monotonic(), meters.dead_letters))
+
+    app.timer(HISTORY_INTERVAL_SECONDS, name="page-history")(sample_history)
+    return history, tuple(derived.values())
+
+
 def register_inventory_views(app: faust.App, stock: StockSource | None, generation: GenerationAgent) -> None:
-    """Add the inventory views to ``app``, reading ``stock`` (None: no stock here, they answer 503)."""
+    """Add the inventory views and the page to ``app``, reading ``stock`` (None: no stock here, they answer 503),
+    and the timer that samples the page's history of ``generation.stats``."""
     app.page("/inventory/")(_bound(InventoryView, stock=stock))
     app.page("/inventory/{sku}/")(_bound(SkuView, stock=stock))
     app.page("/warehouses/{warehouse_id}/inventory/")(_bound(WarehouseView, stock=stock))
+    lowest = LowestStock(stock) if stock is not None else None
+    app.page("/low-stock/")(_bound(LowStockView, stock=stock, lowest=lowest))
+    history, derived_topics = record_history(app, generation.stats)
+    app.page("/stats/history/")(_bound(HistoryView, history=history, derived_topics=derived_topics))
     app.page("/")(_bound(PageView, stock=stock, generation=generation))

@@ -24,6 +24,7 @@ from app.clients import faust_credentials, registry_config
 from app.exceptions import SettingsError
 from app.fast_consumer import SeekFirstTableManager
 from app.health import HealthChecker
+from app.metrics import register_metrics
 from app.registry import register_until_done
 from app.retry import until_done
 from app.settings import Settings, load_settings
@@ -144,6 +145,7 @@ def create_app(settings: Settings) -> faust.App:
     fulfilment = FulfilmentAgents(app, settings, registry, generation.stats) if settings.agents_enabled else None
     inventory = inventory_source(settings, fulfilment)
     register_inventory_views(app, inventory, generation)
+    register_metrics(app, settings, generation.stats)  # GET /metrics, for Prometheus
     app.declare_first = list(topics.by_role.values()) + ([fulfilment.requests] if fulfilment is not None else [])
     # The tables' changelogs too: a worker starting beside another could otherwise write to a changelog its
     # consumer's metadata does not show yet, which Faust takes for one with 0 partitions (PartitionsMismatch).

@@ -7,13 +7,14 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg2
 import pytest
 from aiokafka.partitioner import murmur2
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from app.inventory import StockState, fold
 from db.throwaway import create_database, drop_database, dsn_for
@@ -247,6 +248,57 @@ def test_bad_warehouses_answer_json_errors(run: Run, path: str, status: int) -> 
 # ----- GET /
 
 
+# ----- GET /stats/history/ and GET /low-stock/
+
+
+def _lowest(listing: list[dict], count: int = 10) -> list[dict]:
+    """The ``count`` products with least stock available, least first, as the page lists them."""
+    return sorted(listing, key=lambda item: (item["available"], item["product_id"]))[:count]
+
+
+def _derived(worker: Worker, setting: str) -> str:
+    """The name of the history's series of what the agents wrote to the topic of ``setting``."""
+    return worker.env[setting] + " (agents)"
+
+
+def test_the_history_counts_what_the_worker_did(run: Run) -> None:
+    status, history = http_get(run.worker.url + "/stats/history/?step=1")
+    assert status == 200, history
+    topics = run.stats["topics"]
+    assert {name: history["totals"][name] for name in topics} == {name: t["emitted"] for name, t in topics.items()}
+    shipments, changes = _derived(run.worker, "TOPIC_SHIPMENTS"), _derived(run.worker, "TOPIC_INVENTORY_CHANGES")
+    assert history["totals"][shipments] == run.stats["agents"]["shipped"] > 0
+    assert history["totals"][changes] > run.stats["agents"]["shipped"]  # the SALEs and more
+    # The rates are differences of those counts: over the points, they add up to what was done in between.
+    ends = [history["start"], *history["times"]]
+    spans = [(later - earlier) / 1000 for earlier, later in pairwise(ends)]
+    for name, rates in history["rates"].items():
+        done = history["totals"][name] - history["since"][name]
+        assert sum(rate * span for rate, span in zip(rates, spans, strict=True)) == pytest.approx(done, rel=0.01), name
+    assert max(history["rates"][run.worker.env["TOPIC_ORDERS"]]) > 0
+    assert 0 < max(history["target_eps"]) <= run.stats["group_target_eps"] * 1.01  # one worker: its share is all
+    assert history["dead_letters"]["total"] == run.stats["agents"]["dead letters"]
+
+
+@pytest.mark.parametrize("query", ["step=0", "step=61", "step=x"])
+def test_a_bad_history_step_answers_400_json(run: Run, query: str) -> None:
+    status, body = http_get(f"{run.worker.url}/stats/history/?{query}")
+    assert status == 400
+    assert body["error"].startswith("step:")
+
+
+def test_the_low_stock_view_lists_the_least_available(run: Run) -> None:
+    status, body = http_get(run.worker.url + "/low-stock/")
+    assert status == 200, body
+    assert body == {"items": _lowest(run.listing), "products": len(run.listing)}
+    status, body = http_get(run.worker.url + "/low-stock/?n=3")
+    assert (status, body["items"]) == (200, _lowest(run.listing, 3))
+    assert http_get(run.worker.url + "/low-stock/?n=0")[0] == 400
+
+
+# ----- GET /
+
+
 def test_the_page_renders_the_inventory_in_chromium(run: Run) -> None:
     dead_letters = run.stats["agents"].get("dead letters", 0)
     assert dead_letters > 0  # P_BAD_RECORD makes some: the page must show a real count
@@ -277,11 +329,81 @@ def _render_in_chromium(worker: Worker, listing: list[dict], dead_letters: int, 
             assert page.locator("#dead-letters").inner_text() == str(dead_letters)
             assert page.locator("#rate-rows tr").count() >= 1
             assert page.locator("#notice").inner_text() == ""
+            _check_the_charts(page, worker)
+            _check_the_lowest_stock(page, listing)
+            _check_dead_letters(page, dead_letters)
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     assert problems == []  # a script the Content-Security-Policy blocked would show here
+
+
+#: The page's lines besides one per series of GET /stats/history/.
+TOTAL_LINE, TARGET_LINE = "generated, all topics", "target (generator)"
+
+
+def _check_the_charts(page: Page, worker: Worker) -> None:
+    """A line per topic (the generator's and the agents'), the total and the target, each drawn and labelled;
+    the next refresh moves them; the backlog has its own chart."""
+    _, history = http_get(worker.url + "/stats/history/")
+    names = [series["name"] for series in history["series"]]
+    generated = [worker.env[f"TOPIC_{role}"] for role in ("ORDERS", "CUSTOMER_INTERACTIONS", "INVENTORY_CHANGES")]
+    derived = [_derived(worker, f"TOPIC_{role}") for role in ("SHIPMENTS", "INVENTORY_CHANGES")]
+    assert set(generated + derived) <= set(names)
+    # Payments are drawn once the orders agent counts them; until then the page says they are not.
+    if _derived(worker, "TOPIC_PAYMENTS") not in names:
+        expect(page.locator("#not-counted")).to_contain_text(worker.env["TOPIC_PAYMENTS"])
+    lines = page.locator("#rate-chart polyline")
+    expect(lines).to_have_count(len(names) + 2)
+    drawn = [lines.nth(i).get_attribute("data-series") for i in range(lines.count())]
+    assert drawn == [*names, TOTAL_LINE, TARGET_LINE]
+    points = [_points(lines.nth(i)) for i in range(lines.count())]
+    assert all(len(line) >= 2 for line in points), points  # samples once a second, a point per 5 s
+    legend = page.locator("#rate-legend li")
+    assert [legend.nth(i).get_attribute("data-series") for i in range(legend.count())] == drawn
+    assert all(str(name) in text for name, text in zip(drawn, legend.all_inner_texts(), strict=True))
+    target = page.locator(f'#rate-chart polyline[data-series="{TARGET_LINE}"]')
+    before = target.get_attribute("points")
+    expect(target).not_to_have_attribute("points", before or "", timeout=15_000)  # the next refresh redrew it
+    assert len(_points(target)) >= len(points[-1])
+    backlog = page.locator('#backlog-chart polyline[data-series="orders waiting for stock"]')
+    expect(backlog).to_have_count(1)
+    assert len(_points(backlog)) >= 2
+
+
+def _points(line: Locator) -> list[tuple[float, float]]:
+    """The (x, y) points of an SVG polyline, each within the chart."""
+    pairs = [pair.split(",") for pair in (line.get_attribute("points") or "").split()]
+    points = [(float(x), float(y)) for x, y in pairs]
+    assert all(0 <= x <= 960 and 0 <= y <= 300 for x, y in points), points
+    return points
+
+
+def _check_the_lowest_stock(page: Page, listing: list[dict]) -> None:
+    """The ten products with least available stock are listed, marked, and marked in the inventory table too."""
+    lowest = _lowest(listing)
+    rows = page.locator("#low-stock-rows tr")
+    expect(rows).to_have_count(len(lowest))
+    shown = [(row.get_attribute("data-product-id"), row.get_attribute("class")) for row in rows.all()]
+    assert [product_id for product_id, _ in shown] == [str(item["product_id"]) for item in lowest]
+    marks = ["low out" if item["available"] <= 0 else "low" for item in lowest]
+    assert [marked for _, marked in shown] == marks
+    assert rows.locator("td.mark").all_inner_texts() == [
+        "out of stock" if item["available"] <= 0 else "low" for item in lowest
+    ]
+    on_first_page = {item["product_id"] for item in listing[:50]} & {item["product_id"] for item in lowest}
+    marked = page.locator("#inventory-rows tr.low")
+    expect(marked).to_have_count(len(on_first_page))
+    assert {int(row.get_attribute("data-product-id") or 0) for row in marked.all()} == on_first_page
+
+
+def _check_dead_letters(page: Page, dead_letters: int) -> None:
+    """Dead letters by reason, or their total while the agents count no reasons."""
+    rows = page.locator("#dead-letter-rows tr")
+    expect(rows.first).to_be_visible()
+    counts = [int(text) for text in rows.locator("td.n").all_inner_texts()]
+    assert sum(counts) == dead_letters
 
 
 # ----- postgres mode

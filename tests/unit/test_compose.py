@@ -32,12 +32,23 @@ EXPECTED_PROFILES = {
     "schema-registry": ["core"],
     "postgres": ["core"],
     "datagen": ["datagen"],
+    "prometheus": ["monitoring"],
+    "grafana": ["monitoring"],
 }
-EXPECTED_PORTS = {"kafka": 9092, "schema-registry": 8081, "postgres": 5432, "datagen": 6066}
+EXPECTED_PORTS = {
+    "kafka": 9092,
+    "schema-registry": 8081,
+    "postgres": 5432,
+    "datagen": 6066,
+    "prometheus": 9090,
+    "grafana": 3000,
+}
 EXPECTED_IMAGES = {
     "kafka": "apache/kafka",
     "schema-registry": "confluentinc/cp-schema-registry",
     "postgres": "postgres",
+    "prometheus": "prom/prometheus",
+    "grafana": "grafana/grafana",
 }
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
@@ -163,7 +174,22 @@ def healthcheck_command() -> list[str]:
 # --- docker-compose.yml: the services ---------------------------------------------------------------
 
 
-def test_compose_file_follows_the_compose_spec_with_the_four_services() -> None:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; Compose refuses the file ("mapping key already defined")."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"repeated keys {repeated}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def test_compose_file_has_no_repeated_key() -> None:
+    yaml.load(COMPOSE_FILE.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
+
+
+def test_compose_file_follows_the_compose_spec_with_its_services() -> None:
     assert "version" not in compose(), "the Compose spec has no version: key"
     assert set(compose()["services"]) == set(EXPECTED_PROFILES)
 
@@ -182,7 +208,7 @@ def test_third_party_images_are_pinned(name: str, repository: str) -> None:
     assert "/" not in tag, f"{name}: image {image!r} has no tag"
     assert image_repository == repository
     assert tag != "latest", f"{name}: image {image!r} is not pinned"
-    assert re.match(r"^\d+(\.\d+)*", tag), f"{name}: tag {tag!r} is not a version"
+    assert re.match(r"^v?\d+(\.\d+)*", tag), f"{name}: tag {tag!r} is not a version"
 
 
 def test_datagen_is_built_from_the_repository() -> None:
@@ -218,6 +244,8 @@ def test_every_service_has_a_healthcheck(name: str) -> None:
         ("schema-registry", "http://localhost:8081/subjects"),
         ("postgres", "pg_isready"),
         ("postgres", "-U admin -d demo"),
+        ("prometheus", "http://localhost:9090/-/ready"),
+        ("grafana", "http://localhost:3000/api/health"),
     ],
 )
 def test_healthcheck_commands(name: str, needle: str) -> None:
