@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from faust.cli import AppCommand
+from faust.cli import AppCommand, option
 from faust.utils.terminal import SpinnerHandler
 from faust.web import Request, Response, View
 from mode import BaseSignalT
@@ -30,6 +30,7 @@ from app.retry import until_done
 from app.settings import Settings, load_settings
 from app.shutdown import DatagenWorker
 from app.topics import DatagenApp, declare_topics
+from app.verify.command import verify as verify_deployment
 from db.catalog import load_catalog
 from db.seed import ensure_seeded, log_progress, seed_command
 from db.stock import load_stock_reference
@@ -187,6 +188,21 @@ def create_app(settings: Settings) -> faust.App:
     async def seed(self: AppCommand) -> None:
         """Apply the Postgres schema and seed the reference data unless the database holds it already."""
         await seed_command(settings, say=self.say)
+
+    @app.command(
+        option("--json", "json_path", default=None, metavar="PATH", help="Also write every check's result to PATH."),
+        option(
+            "--worker-url",
+            "worker_urls",
+            multiple=True,
+            default=[f"http://127.0.0.1:{settings.web_port}"],
+            help="A worker whose stock table to compare (kafka mode); repeat it for each worker of the APP_ID.",
+        ),
+        option("--timeout", default=60.0, type=float, help="Seconds to wait for Kafka, the registry and Postgres."),
+    )
+    async def verify(self: AppCommand, json_path: str | None, worker_urls: tuple[str, ...], timeout: float) -> None:
+        """Check every promise of the README against the topics, Postgres and the worker: exit 1 if one fails."""
+        raise SystemExit(await asyncio.to_thread(verify_deployment, settings, json_path, worker_urls, timeout))
 
     @app.page("/health")
     class Health(View):

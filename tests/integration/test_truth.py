@@ -60,14 +60,15 @@ def read_all(topic: str) -> list:
 def latest_truth(topic: str) -> dict[Key, dict]:
     """The truth topic's latest record per key, decoded."""
     deserializer = topic_deserializer(registry_client())
-    found: dict[Key, tuple[int, dict]] = {}
+    found: dict[Key, tuple[tuple[int, int], dict]] = {}
     for message in read_all(topic):
         value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
         key = (value["shard"], int(value["minute"].timestamp() * 1000))
         assert message.key().decode() == f"{key[0]}:{key[1]}"
-        # Per key, the later record wins: keys map to one partition, so its offsets give the order.
-        if key not in found or message.offset() > found[key][0]:
-            found[key] = (message.offset(), value)
+        # Per key, the record published last wins (its timestamp; within a partition, its offset).
+        order = (message.timestamp()[1], message.offset())
+        if key not in found or order > found[key][0]:
+            found[key] = (order, value)
     return {key: value for key, (_, value) in found.items()}
 
 
