@@ -24,6 +24,8 @@ from confluent_kafka.admin import AdminClient
 
 from agents.requests import requests_topic
 from app.settings import Settings, load_settings
+from app.verify.checks import compare_truth
+from app.verify.truth import count_generated, read_truth
 from db.throwaway import create_database, drop_database, dsn_for
 from faults.checks import Verdict, judge
 from tests.stock_support import changelog_values, high_watermarks, listed_on_hand, postgres_on_hand, quiet
@@ -269,8 +271,12 @@ class Deployment:
                 for key, value in changelog_values(self.app_id, "stock-ledger").items()
                 for w, row in value["w"].items()  # type: ignore[index]
             }
-        verdict = judge(self.parsed(), records, stocks)
+        settings = self.parsed()
+        verdict = judge(settings, records, stocks)
         verdict.note("records past the group's committed offsets once settled", sum(behind.values()), behind)
+        # The truth topic: every (shard, minute) published equals what the topics hold, whatever the faults did.
+        wrong, _ = compare_truth(read_truth(settings, 60), count_generated(settings))
+        verdict.note("truth records that differ from the topics", wrong.total, wrong.summary())
         return Outcome(records, stats, verdict)
 
     def parsed(self) -> Settings:

@@ -1,4 +1,4 @@
-"""The Avro value schemas of the five event topics and the truth topic: the single source of truth for the wire format."""
+"""The Avro value schemas of the five event topics and the truth topic: the one source of the wire format."""
 
 from importlib.resources import files
 

@@ -323,30 +323,39 @@ def truth(evidence: Evidence) -> list[CheckResult]:
     told = evidence.truth
     if told is None:
         return [skipped(name, evidence.truth_reason)]
+    problems, open_minutes = compare_truth(told, evidence.recount)
+    complete = sum(1 for _, done in told.values() if done)
+    what = (
+        f"(shard, minute) truth records ({complete} complete); {open_minutes} minute(s) still open (not yet published)"
+    )
+    return [exact(name, problems, len(told), what)]
+
+
+def compare_truth(
+    told: dict[tuple[int, int], tuple[MinuteCounts, bool]], counted: dict[tuple[int, int], MinuteCounts]
+) -> tuple[Problems, int]:
+    """What is wrong between the truth topic's latest records (``told``) and a later count of the generated topics
+    (``counted``), and how many counted minutes are still open: after their shard's last published minute."""
     problems = Problems()
     for (shard, minute), (counts, _) in sorted(told.items()):
-        counted = evidence.recount.get((shard, minute), MinuteCounts()).comparable()
-        if counts.comparable() != counted:
+        found = counted.get((shard, minute), MinuteCounts()).comparable()
+        if counts.comparable() != found:
             problems.add(
                 "differ from a recount",
-                f"shard {shard} at {_minute(minute)}: told {counts.comparable()}, counted {counted}",
+                f"shard {shard} at {_minute(minute)}: told {counts.comparable()}, counted {found}",
             )
-    last = Counter[int]()
+    last: dict[int, int] = {}
     for shard, minute in told:
         last[shard] = max(last.get(shard, minute), minute)
     open_minutes = 0
-    for shard, minute in sorted(evidence.recount):
+    for shard, minute in sorted(counted):
         if (shard, minute) in told:
             continue
         if shard not in last or minute > last[shard]:
             open_minutes += 1
         else:
             problems.add("minute without truth", f"shard {shard} at {_minute(minute)}")
-    complete = sum(1 for _, done in told.values() if done)
-    what = (
-        f"(shard, minute) truth records ({complete} complete); {open_minutes} minute(s) still open (not yet published)"
-    )
-    return [exact(name, problems, len(told), what)]
+    return problems, open_minutes
 
 
 def _minute(minute_ms: int) -> str:
