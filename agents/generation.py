@@ -132,6 +132,8 @@ class Generation:
         self.streams: dict[int, ShardStream] = {}
         self.price_changes: list[PriceChange] = []
         self._stopped = False
+        #: Set when sending must stop at once (a stop, a rebalance); cleared by the next tick that is not paused.
+        self._halted = False
         self._finished = False
         stats.state = "waiting for shards"
 
@@ -160,6 +162,8 @@ class Generation:
         """
         if self._stopped:
             return 0
+        if not paused:
+            self._halted = False
         if not self._settle_truth():
             return 0  # a minute ended: what was queued before its end is being delivered
         if self.finished:
@@ -246,6 +250,10 @@ class Generation:
         self._stats.target_eps = self._stats.group_target_eps * streams / self._shards
         return self._stats.target_eps
 
+    def interrupt(self) -> None:
+        """Send nothing more until the next tick that is not paused (the shards may be about to move)."""
+        self._halted = True
+
     async def _emit(self, stream: ShardStream, count: int) -> None:
         now_ms = int(self._wall_clock() * 1000)
         teller = self._teller
@@ -261,14 +269,16 @@ class Generation:
             late = 0
             chunk = events[start : start + CHUNK]
             for kind, key, value, emitted_ms, late_ms, bad_kind in chunk:
+                if self._halted:  # stopping, or the shards may move: the rest is a gap of unused event numbers
+                    break
                 topic, headers = routes[kind]
                 record: Record = (topic, key.encode(), encode(kind, value), emitted_ms, headers)
                 if bad_kind is not None:
                     record = self._malformed(record, bad_kind, stream.faults)
                 if late_ms:
                     late += 1
-                if not send(*record):
-                    await self._send_when_room(record)
+                if not send(*record) and not await self._send_when_room(record):
+                    break
                 if counts is not None:
                     counts.add(topic, kind, value, late_ms > 0, bad_kind)
                 sent[kind] += 1
@@ -286,9 +296,12 @@ class Generation:
         self._stats.bad_records[bad_kind] += 1
         return topic, key, value, emitted_ms, [*(headers or []), (BAD_RECORD_HEADER, bad_kind.encode())]
 
-    async def _send_when_room(self, record: Record) -> None:
-        """Wait for librdkafka's queue to make room: the bucket waits with it, nothing is dropped."""
+    async def _send_when_room(self, record: Record) -> bool:
+        """Wait for librdkafka's queue to make room: the bucket waits with it, nothing is dropped; False (nothing
+        sent) if generation stops or is interrupted meanwhile."""
         while not self._producer.send(*record):
+            if self._halted:
+                return False
             self._stats.backpressure_waits += 1
             if self._stats.backpressure_waits % 100 == 1:
                 log.warning(
@@ -298,11 +311,13 @@ class Generation:
                 )
             self._producer.serve(0)
             await asyncio.sleep(BACKPRESSURE_PAUSE)
+        return True
 
     def stop(self) -> None:
         """Generate nothing more (the worker is stopping)."""
         self._stats.state = "stopped"
         self._stopped = True
+        self._halted = True
 
     def flush(self, timeout: float) -> int:
         """Deliver what the producer holds; the records still undelivered after ``timeout`` seconds."""
@@ -403,6 +418,11 @@ class GenerationAgent:
         if keeper.paused and keeper.settled():
             await self._take_shards(generation)
         self._reserve_ahead(generation)
+        if self.teller is not None and self.teller.uncertain:
+            try:
+                await self.teller.resolve()
+            except Exception as error:  # Kafka slow or away: those minutes wait, the next tick tries again
+                log.warning("counting timed-out records again from Kafka failed (%s); will retry", error)
         await generation.tick(paused=keeper.paused)
         self._mark_truth(generation, keeper)
 
@@ -428,15 +448,25 @@ class GenerationAgent:
         owned = keeper.owned()
         kept = {shard: stream for shard, stream in generation.streams.items() if shard in owned}
         new = [shard for shard in owned if shard not in kept]
+        teller = self.teller
+        if teller is not None:  # their next owners count what they left unpublished
+            teller.book.drop(shard for shard in generation.streams if shard not in owned)
+        # Lost shards go before anything is awaited: one that comes back while this waits is new then, started from
+        # the table (its reservation, its truth), not from a stream that another worker may have moved on since.
+        generation.hold(dict(sorted(kept.items())))
         if new and self._opened is not None:
             await self._opened(0 in owned)
         starts = keeper.positions(new)
-        teller = self.teller
         if teller is not None:
-            teller.book.drop(shard for shard in generation.streams if shard not in owned)
-            # What their previous owners emitted and did not publish, counted from Kafka.
-            since = {shard: keeper.truth_from(shard) for shard in new}
-            await teller.catch_up({shard: moment for shard, moment in since.items() if moment is not None})
+            since = {shard: moment for shard in new if (moment := keeper.truth_from(shard)) is not None}
+            try:  # what the previous owners emitted and did not publish, counted from Kafka
+                await teller.catch_up(since)
+                # Never into a minute a previous owner published (its clock may be ahead of this one).
+                teller.book.closed_through = max([teller.book.closed_through, *since.values()])
+            except Exception as error:  # Kafka slow or away: stay paused, the next tick tries again
+                teller.book.drop(new)
+                log.warning("counting shards %s again from Kafka failed (%s); will retry", new, error)
+                return
         truth_from = None if teller is None else {shard: teller.truth_from(shard) for shard in new}
         ends = {shard: starts[shard] + self._block for shard in new}
         if ends:
@@ -517,6 +547,7 @@ class GenerationAgent:
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         """Let the records of shards that may move reach Kafka before their next owner counts them."""
         if self.generation is not None and self.generation.streams:
+            self.generation.interrupt()
             left = await asyncio.to_thread(self.generation.flush, REVOKE_FLUSH_SECONDS)
             if left:
                 log.warning("%d generated records still undelivered while shards may move", left)

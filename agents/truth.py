@@ -62,6 +62,10 @@ class TruthTeller:
         self._pending: dict[str, tuple[int, int, bytes, int]] = {}
         #: Truth records to hand to the producer again (their delivery failed).
         self._resend: list[str] = []
+        #: Records that timed out in flight: Kafka may or may not hold them, so their (shard, minute) is counted
+        #: again from Kafka before it is published (``resolve``).
+        self._timed_out: list[Message] = []
+        self.uncertain: set[tuple[int, int]] = set()
         self._headers: dict[int, Headers] = {}
 
     def attach(self, producer: EventProducer) -> None:
@@ -81,6 +85,8 @@ class TruthTeller:
             key = (message.key() or b"").decode()
             if key in self._pending:
                 self._resend.append(key)
+        elif error.code() == KafkaError._MSG_TIMED_OUT:
+            self._timed_out.append(message)  # "possibly persisted": Kafka may hold it, or not
         else:
             self._failed.append(message)
 
@@ -99,13 +105,15 @@ class TruthTeller:
         self._take_back_failures()
         producer = self._producer
         assert producer is not None
-        for key in dict.fromkeys(self._resend):
+        resend, self._resend = self._resend, []  # a failure reported while these are sent is kept for the next
+        for key in dict.fromkeys(resend):
             shard, minute, value, _ = self._pending[key]
             self._pending[key] = (shard, minute, value, now_ms)
             producer.send_surely(self._topic, key.encode(), value, now_ms)
-        self._resend.clear()
         published = 0
         for minute in self.book.ready():
+            if any(key in self.book.minutes for key in self.uncertain if key[1] == minute):
+                break  # counted again from Kafka first (``resolve``); later minutes wait, in order
             for shard, counts in sorted(self.book.take(minute).items()):
                 if held(shard) and counts.total:
                     self._send(shard, minute, counts, True, now_ms)
@@ -118,6 +126,8 @@ class TruthTeller:
         self._take_back_failures()
         published = 0
         for (shard, minute), counts in sorted(self.book.minutes.items()):
+            if (shard, minute) in self.uncertain:
+                continue  # left to the shard's next owner, who counts it from Kafka
             if counts.total:
                 self._send(shard, minute, counts, False, now_ms)
                 published += 1
@@ -131,7 +141,30 @@ class TruthTeller:
             self._pending[key] = (shard, minute, value, now_ms)
         self._producer.send_surely(self._topic, key.encode(), value, now_ms)
 
+    async def resolve(self) -> None:
+        """Count again from Kafka each settled (shard, minute) that had a record time out in flight."""
+        self._take_back_failures()
+        self.uncertain &= set(self.book.minutes)  # of shards still held here
+        ready = set(self.book.ready())
+        settled = {(shard, minute) for shard, minute in self.uncertain if minute in ready}
+        if not settled:
+            return
+        since: dict[int, int] = {}
+        for shard, minute in sorted(settled):
+            since.setdefault(shard, minute)
+        found = await asyncio.to_thread(recount, self._connection, self._kinds, self._decode, shards=since)
+        for key in settled:
+            if key in self.book.minutes:
+                self.book.minutes[key] = found.get(key, MinuteCounts())
+        self.uncertain -= settled
+        log.info("truth: counted again from Kafka %d shard minute(s) whose records timed out in flight", len(settled))
+
     def _take_back_failures(self) -> None:
+        timed_out, self._timed_out = self._timed_out, []
+        for message in timed_out:
+            made_by = header(message.headers(), SHARD_HEADER)
+            if made_by is not None:
+                self.uncertain.add((int(made_by), minute_of(message.timestamp()[1])))
         failed, self._failed = self._failed, []
         for message in failed:
             topic, headers = str(message.topic()), message.headers()

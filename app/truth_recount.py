@@ -8,6 +8,7 @@ truth topic. Each topic is read to the high watermarks it had when the count beg
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 REQUEST_SECONDS = 10.0
 #: Records asked for per consume call.
 BATCH = 5_000
+#: The longest a count may take, in seconds: a partition that does not answer fails it instead of stalling it.
+DEADLINE_SECONDS = 300.0
 
 
 def recount(
@@ -32,11 +35,13 @@ def recount(
     since_ms: int = 0,
     shards: Mapping[int, int] | None = None,
     progress: Callable[[int], None] | None = None,
+    deadline_seconds: float = DEADLINE_SECONDS,
 ) -> dict[tuple[int, int], MinuteCounts]:
     """Per (shard, minute), the records of ``topics`` (topic name -> event kind) that carry a shard header, with
     record timestamps from ``since_ms`` on, read up to the high watermarks as they are now. With ``shards`` (shard
     -> from when), only those shards' records, each from its own moment on. ``progress(records read)`` is called
-    now and then."""
+    now and then. TimeoutError when the topics are not read to those watermarks within ``deadline_seconds``."""
+    deadline = time.monotonic() + deadline_seconds
     if shards is not None:
         if not shards:
             return {}
@@ -60,6 +65,9 @@ def recount(
         left = {(tp.topic, tp.partition): ends[(tp.topic, tp.partition)] for tp in starts}
         read = 0
         while left:
+            if time.monotonic() > deadline:
+                msg = f"not read to their ends within {deadline_seconds:.0f} s: {sorted(left)[:3]}"
+                raise TimeoutError(msg)
             messages = consumer.consume(BATCH, timeout=1.0)
             for message in messages:
                 if message.error() is not None:

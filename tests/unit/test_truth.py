@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from datetime import UTC, datetime
 
 import pytest
+from confluent_kafka import KafkaError
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
+from agents.truth import TruthTeller
 from app.truth import (
     BAD_RECORD_HEADER,
     MINUTE_MS,
+    SHARD_HEADER,
     MinuteCounts,
     TruthBook,
     classify,
@@ -160,3 +164,143 @@ def test_classify_counts_bad_records_by_header_without_decoding() -> None:
 def test_classify_finds_late_events_by_event_time_before_the_timestamp(event_time: object, late: bool) -> None:
     value = {**ORDER, "event_time": event_time}
     assert classify("t", "orders", [], b"raw", 1_000, lambda role, raw: value) == (value, late, None)
+
+
+# ----- the teller: what it publishes, what it keeps for later, and where a shard's published truth ends
+
+
+class StubCodec:
+    def encode(self, role: str, value: dict) -> bytes:
+        return json.dumps(value).encode()
+
+
+class StubMessage:
+    """What confluent-kafka's delivery report hands over: the record's parts."""
+
+    def __init__(self, topic: str, key: str, shard: int, timestamp_ms: int, value: bytes = b"{}") -> None:
+        self._parts = (topic, key.encode(), [(SHARD_HEADER, str(shard).encode())], timestamp_ms, value)
+
+    def topic(self) -> str:
+        return self._parts[0]
+
+    def key(self) -> bytes:
+        return self._parts[1]
+
+    def headers(self) -> list:
+        return self._parts[2]
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._parts[3])
+
+    def value(self) -> bytes:
+        return self._parts[4]
+
+
+class StubProducer:
+    """Takes records; ``during_send`` runs inside a send, as delivery reports run inside librdkafka's poll."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes, int]] = []
+        self.during_send: list = []
+
+    def send_surely(self, topic: str, key: bytes, value: bytes, timestamp_ms: int) -> None:
+        self.sent.append((topic, key, value, timestamp_ms))
+        while self.during_send:
+            self.during_send.pop(0)()
+
+
+def teller() -> tuple[TruthTeller, StubProducer]:
+    topics = {"truth": "truth.v1", "orders": "orders.v1"}
+    told = TruthTeller("app", StubCodec(), topics, lambda role, raw: ORDER, {}, {"orders.v1": "orders"})  # type: ignore[arg-type]
+    producer = StubProducer()
+    told.attach(producer)  # type: ignore[arg-type]
+    return told, producer
+
+
+def orders(count: int) -> MinuteCounts:
+    counts = MinuteCounts()
+    for _ in range(count):
+        counts.add("orders.v1", "orders", ORDER, False, None)
+    return counts
+
+
+def published(producer: StubProducer) -> dict[str, dict]:
+    return {key.decode(): json.loads(value) for topic, key, value, _ in producer.sent if topic == "truth.v1"}
+
+
+def test_a_settled_minute_is_published_and_its_truth_counts_once_in_kafka() -> None:
+    told, producer = teller()
+    told.book.counts(0, 0).merge(orders(2))
+    told.settle(MINUTE_MS)
+    assert told.publish(MINUTE_MS, lambda shard: True) == 1
+    assert published(producer)["0:0"]["orders"] == 2
+    assert told.truth_from(0) == 0  # its truth record is not known to be in Kafka yet
+    told.settle(MINUTE_MS + 1)
+    assert told.truth_from(0) == MINUTE_MS
+
+
+def test_a_truth_record_that_failed_is_sent_again_and_holds_truth_from() -> None:
+    told, producer = teller()
+    told.book.counts(0, 0).merge(orders(1))
+    told.settle(MINUTE_MS)
+    told.publish(MINUTE_MS, lambda shard: True)
+    told.report(KafkaError(KafkaError._MSG_TIMED_OUT), StubMessage("truth.v1", "0:0", 0, MINUTE_MS))
+    told.settle(MINUTE_MS + 5)
+    assert told.truth_from(0) == 0
+    told.publish(MINUTE_MS + 10, lambda shard: True)
+    assert [key for topic, key, _, _ in producer.sent if topic == "truth.v1"] == [b"0:0", b"0:0"]
+
+
+def test_a_failure_reported_while_resending_is_kept_for_the_next_round() -> None:
+    told, producer = teller()
+    for shard in (0, 1):
+        told.book.counts(shard, 0).merge(orders(1))
+    told.settle(MINUTE_MS)
+    told.publish(MINUTE_MS, lambda shard: True)
+    told.report(KafkaError(KafkaError._MSG_TIMED_OUT), StubMessage("truth.v1", "0:0", 0, MINUTE_MS))
+    producer.during_send.append(
+        lambda: told.report(KafkaError(KafkaError._MSG_TIMED_OUT), StubMessage("truth.v1", "1:0", 1, MINUTE_MS))
+    )
+    told.publish(MINUTE_MS + 10, lambda shard: True)  # resends 0:0; 1:0 fails meanwhile
+    told.settle(MINUTE_MS + 20)
+    assert told.truth_from(1) == 0, "shard 1's truth of minute 0 was forgotten"
+    told.publish(MINUTE_MS + 30, lambda shard: True)
+    assert [key for topic, key, _, _ in producer.sent if topic == "truth.v1"][-1] == b"1:0"
+
+
+def test_a_record_that_surely_failed_is_taken_back_out() -> None:
+    told, producer = teller()
+    told.book.counts(0, 0).merge(orders(3))
+    told.report(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), StubMessage("orders.v1", "o", 0, 10))
+    told.settle(MINUTE_MS)
+    told.publish(MINUTE_MS, lambda shard: True)
+    assert published(producer)["0:0"]["orders"] == 2
+
+
+def test_a_record_that_timed_out_has_its_minute_counted_again_from_kafka(monkeypatch: pytest.MonkeyPatch) -> None:
+    told, producer = teller()
+    told.book.counts(0, 0).merge(orders(3))
+    told.book.counts(0, MINUTE_MS).merge(orders(1))
+    told.report(KafkaError(KafkaError._MSG_TIMED_OUT), StubMessage("orders.v1", "o", 0, 10))
+    told.settle(2 * MINUTE_MS)
+    assert told.publish(2 * MINUTE_MS, lambda shard: True) == 0  # minute 0 waits, and the later one behind it
+    asked: list[dict] = []
+
+    def counted_in_kafka(connection: object, kinds: object, decode: object, *, shards: dict) -> dict:
+        asked.append(shards)
+        return {(0, 0): orders(3), (0, MINUTE_MS): orders(1)}  # the timed-out record did reach Kafka
+
+    monkeypatch.setattr("agents.truth.recount", counted_in_kafka)
+    asyncio.run(told.resolve())
+    assert asked == [{0: 0}]
+    assert told.publish(2 * MINUTE_MS, lambda shard: True) == 2
+    assert published(producer)["0:0"]["orders"] == 3
+
+
+def test_a_shard_not_held_is_not_published() -> None:
+    told, producer = teller()
+    told.book.counts(0, 0).merge(orders(1))
+    told.book.counts(1, 0).merge(orders(1))
+    told.settle(MINUTE_MS)
+    told.publish(MINUTE_MS, lambda shard: shard == 0)
+    assert list(published(producer)) == ["0:0"]
