@@ -12,6 +12,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from app.avro import AvroCodec, schema_id
 from app.derivation import DerivationConfig
 from app.settings import load_settings
+from app.truth import MinuteCounts
 from tests.support import registry_client, topic_deserializer, unique_topics
 from tests.unit.test_derivation_support import derive, make_order
 from tests.unit.test_generation_support import make_generator
@@ -36,12 +37,23 @@ def derived_records(count: int) -> list[tuple[str, dict[str, object]]]:
     return records
 
 
+def truth_records(generated: list[tuple[str, dict[str, object]]]) -> list[tuple[str, dict[str, object]]]:
+    """Truth records counting ``generated`` (all of it, then the first tenth), as the generator publishes them."""
+    records = []
+    for part in (generated, generated[: len(generated) // 10]):
+        counts = MinuteCounts()
+        for kind, value in part:
+            counts.add(kind, kind, value, False, None)
+        records.append(("truth", counts.value("app", 3, 1_796_000_000_000, bool(len(records)))))
+    return records
+
+
 def test_the_fast_path_writes_the_serializers_bytes(
     codec_and_topics: tuple[AvroCodec, dict[str, str], SchemaRegistryClient],
 ) -> None:
     codec, topics, client = codec_and_topics
     generated = [(event.kind, event.value) for event in make_generator(p_bad_record=0.05).next_batch(3000, 0)]
-    records = generated + derived_records(500)
+    records = generated + derived_records(500) + truth_records(generated)
     kinds = Counter(role for role, _ in records)
     assert set(kinds) == set(topics) - {"dead_letter"}, kinds
     for role, value in records:

@@ -304,3 +304,47 @@ def test_a_shard_not_held_is_not_published() -> None:
     told.settle(MINUTE_MS)
     told.publish(MINUTE_MS, lambda shard: shard == 0)
     assert list(published(producer)) == ["0:0"]
+
+
+class QueueProducer(StubProducer):
+    """A producer whose queue holds ``waiting`` records until told otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = 0
+
+    def serve(self, timeout: float = 0.0) -> None:
+        pass
+
+    def queued(self) -> int:
+        return self.waiting
+
+
+def test_the_generator_sends_nothing_at_a_minute_end_until_its_queue_is_empty() -> None:
+    from agents.generation import Generation
+    from app.settings import load_settings
+    from app.stats import EmissionStats
+
+    told, _ = teller()
+    producer = QueueProducer()
+    told.attach(producer)  # type: ignore[arg-type]
+    clock = [10.0]  # seconds
+    generation = Generation(
+        load_settings({}),
+        StubCodec(),  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        EmissionStats(),
+        teller=told,
+        wall_clock=lambda: clock[0],
+    )
+    told.book.counts(0, 0).merge(orders(2))
+    producer.waiting = 7
+    assert generation._settle_truth()  # the minute is not over: sending goes on
+    clock[0] = 60.5
+    assert not generation._settle_truth()  # over, and 7 of its records may still be in flight
+    assert told.book.ready() == []
+    producer.waiting = 0
+    assert generation._settle_truth()
+    assert told.book.ready() == [0]
+    told.publish(60_500, lambda shard: True)
+    assert published(producer)["0:0"]["orders"] == 2
