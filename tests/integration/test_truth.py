@@ -144,8 +144,8 @@ def test_truth_equals_a_recount_across_sigkill_and_graceful_stop(tmp_path: Path)
         (tmp_path / name).mkdir()
     with run_worker(tmp_path / "first", settings) as first:
         first.wait_until("/stats/", 200, timeout=120)
-        wait_for(lambda: bool(latest_truth(truth_topic)), "the first minute's truth", timeout=150)
-        time.sleep(random.Random(uuid.uuid4().int).uniform(1, 30))  # a random moment within a later minute
+        first.wait_until_logged("held here; started", timeout=120)
+        time.sleep(random.Random(uuid.uuid4().int).uniform(5, 45))  # a random moment of its first minute or two
         killed_ms = int(time.time() * 1000)
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(timeout=10)
