@@ -46,7 +46,7 @@ pytestmark = pytest.mark.integration
 KILLS = int(os.environ.get("FULFILMENT_KILLS") or 2)  # tests/integration/test_faults.py kills two workers too
 RATE = 500
 P_PAY, P_SHIP = 0.85, 0.75
-STARTED = "generating with RANDOM_SEED="
+STARTED = "held here; started"  # the shards are generating (not only the catalogue ready)
 
 
 @dataclass
