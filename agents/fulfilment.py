@@ -22,6 +22,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust import Stream
 from faust.types import StreamT
 
+from agents.derived_truth import DerivedTruth
 from agents.intake import Intake, deliver
 from agents.kafka_ledger import KafkaLedger
 from agents.ledger import StockLedger
@@ -39,6 +40,7 @@ from app.settings import Settings
 from app.stats import EmissionStats
 from db.mirror import mirror_stock
 from db.pg_ledger import PostgresLedger
+from db.truth_marks import TruthMarks
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,12 @@ OPENING_PREFIX = "opening-"
 OPENING_POLL_SECONDS = 0.5
 #: How long a stopping worker waits for the agents' records to reach Kafka (unacknowledged input is decided again).
 SHUTDOWN_FLUSH_SECONDS = 2.0
+#: How often the agents' truth publishes the minutes that are over, and writes where it ends.
+TRUTH_SECONDS = 1.0
+#: How often a worker looks for killed worker processes whose truth is unpublished.
+RECOVER_SECONDS = 5.0
+#: A worker process silent this long (and at least twice the broker session timeout) is taken to be dead.
+SILENT_SECONDS = 30.0
 
 
 def ledger_for(
@@ -92,6 +100,12 @@ class FulfilmentAgents:
         self._stock: StockAgent | None = None
         self._ready = asyncio.Event()
         self._stopping = False
+        self.truth: DerivedTruth | None = None
+        self._marks = TruthMarks(settings.pg_dsn.get_secret_value(), settings.app_id)
+        self._silent = max(SILENT_SECONDS, 2 * float(app.conf.broker_session_timeout))
+        self._truth_tasks: dict[str, asyncio.Task[None]] = {}
+        self._recovered: list[tuple[list[str], list[str]]] = []
+        self._recovered_at = 0.0
         self.requests_name = requests_topic(settings.app_id)
         # internal=True: Faust creates it before it subscribes (the broker does not auto-create topics).
         source: dict[str, Any] = {
@@ -107,6 +121,8 @@ class FulfilmentAgents:
         app.timer(SCHEDULE_SECONDS, name="send-due")(self._send_due)
         if mirroring:
             app.timer(MIRROR_SECONDS, name="mirror")(self.mirror)
+        if settings.truth_enabled:
+            app.timer(TRUTH_SECONDS, name="derived-truth")(self._tell_truth)
         app.on_before_shutdown.connect(self._on_shutdown)
 
     async def start(self, reference: StockReference, *, open_ledger: bool = True) -> None:
@@ -116,11 +132,30 @@ class FulfilmentAgents:
         """
         settings = self._settings
         self.reference = reference
-        producer = self._producer = EventProducer(
-            kafka_config(settings), client_id=f"{settings.app_id}-agents", queue_max=settings.producer_queue_max
-        )
         codec = AvroCodec(self._registry, self._topics)
-        intake = Intake(RecordDecoder(self._registry), producer, self._topics["dead_letter"], self.counts)
+        decoder = RecordDecoder(self._registry)
+        topics = self._topics
+        truth = None
+        if settings.truth_enabled:
+            truth = self.truth = DerivedTruth(
+                settings.app_id,
+                codec,
+                topics,
+                lambda role, raw: decoder.decode(topics[role], raw),
+                kafka_config(settings),
+            )
+            # Before anything is sent: a process killed at once is known, and its records counted by another.
+            marks, incarnation, since = self._marks, truth.incarnation, truth.truth_from()
+            await until_done(lambda: asyncio.to_thread(marks.beat, incarnation, since), "writing the truth mark")
+        producer = self._producer = EventProducer(
+            kafka_config(settings),
+            client_id=f"{settings.app_id}-agents",
+            queue_max=settings.producer_queue_max,
+            failures=None if truth is None else truth.report,
+        )
+        if truth is not None:
+            truth.attach(producer)
+        intake = Intake(decoder, producer, self._topics["dead_letter"], self.counts)
         self._orders = OrdersAgent(
             intake,
             codec,
@@ -131,9 +166,18 @@ class FulfilmentAgents:
             self.counts,
             self.stopping,
             products=frozenset(reference.skus),
+            truth=truth,
         )
         self._stock = StockAgent(
-            self.ledger, intake, codec, producer, self._topics, self.requests_name, self.counts, self.stopping
+            self.ledger,
+            intake,
+            codec,
+            producer,
+            self._topics,
+            self.requests_name,
+            self.counts,
+            self.stopping,
+            truth=truth,
         )
         self._stock.start(reference)
         await self.ledger.start(reference)
@@ -185,6 +229,82 @@ class FulfilmentAgents:
             await self._stock.send_due()
             self.stats.ledger = self.ledger.figures()
 
+    # ----- the truth of what the agents derive
+
+    async def _tell_truth(self) -> None:
+        """Publish the minutes that are over and delivered; write where this process's truth ends; now and then
+        publish what killed processes left (agents/derived_truth.py)."""
+        truth, producer = self.truth, self._producer
+        if truth is None or producer is None or not self._ready.is_set() or self._stopping:
+            return
+        truth.settle(producer.drained_ms)
+        now_ms = int(time.time() * 1000)
+        # Idle agents: no batch waits for its deliveries, so wait here.
+        if truth.unsettled(now_ms) and await asyncio.to_thread(producer.flush, TRUTH_SECONDS) == 0:
+            truth.settle(now_ms)
+        if truth.uncertain:
+            try:
+                await truth.resolve()
+            except Exception as error:  # Kafka slow or away: those minutes wait, the next tick tries again
+                log.warning("counting timed-out records again from Kafka failed (%s); will retry", error)
+        truth.publish(int(time.time() * 1000))
+        self._in_background("mark", self._mark_truth)
+        if time.monotonic() - self._recovered_at >= RECOVER_SECONDS:
+            self._recovered_at = time.monotonic()
+            self._in_background("recover", self._recover_truth)
+
+    def _in_background(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        running = self._truth_tasks.get(name)
+        if running is None or running.done():
+            self._truth_tasks[name] = asyncio.ensure_future(step())
+
+    async def _mark_truth(self) -> None:
+        truth = self.truth
+        assert truth is not None
+        try:
+            await asyncio.to_thread(self._marks.beat, truth.incarnation, truth.truth_from())
+            ended = [claimed for claimed, keys in self._recovered if truth.delivered(keys)]
+            if ended:
+                await asyncio.to_thread(self._marks.end, sorted({name for names in ended for name in names}))
+                self._recovered = [entry for entry in self._recovered if entry[0] not in ended]
+        except Exception as error:  # Postgres slow or away: the next tick writes it
+            log.warning("writing the truth mark failed (%s); will retry", type(error).__name__)
+
+    async def _recover_truth(self) -> None:
+        truth = self.truth
+        assert truth is not None
+        try:
+            claimed, keys = await truth.recover(self._marks, self._silent)
+        except Exception as error:  # claimed ones are claimed again once silent again
+            log.warning("counting a killed worker's truth from Kafka failed (%s); will retry", type(error).__name__)
+            return
+        if claimed:
+            self._recovered.append((claimed, keys))
+
+    async def _end_truth(self) -> None:
+        """At a graceful stop, once nothing more is sent and the records are delivered: publish every minute, and
+        once delivered, mark this process's truth complete. Otherwise another worker counts it from Kafka."""
+        truth, producer = self.truth, self._producer
+        if truth is None or producer is None:
+            return
+        settled_ms = int(time.time() * 1000)
+        if await asyncio.to_thread(producer.flush, SHUTDOWN_FLUSH_SECONDS) != 0:
+            log.warning("agents' truth: records undelivered at exit; another worker counts them from Kafka")
+            return
+        truth.settle(settled_ms)
+        truth.publish(settled_ms, everything=True)
+        settled_ms = int(time.time() * 1000)
+        if await asyncio.to_thread(producer.flush, SHUTDOWN_FLUSH_SECONDS) != 0:
+            return
+        truth.settle(settled_ms)
+        if truth.minutes or truth.pending():
+            return
+        try:
+            await asyncio.to_thread(self._marks.end, [truth.incarnation])
+            log.info("agents' truth published whole (worker process %s)", truth.incarnation)
+        except Exception as error:
+            log.warning("marking the truth complete failed (%s); another worker counts it", type(error).__name__)
+
     # ----- the mirror (kafka mode)
 
     async def mirror(self) -> None:
@@ -203,7 +323,9 @@ class FulfilmentAgents:
         return self._stopping
 
     async def _on_shutdown(self, sender: Any, /, *args: Any, **kwargs: Any) -> None:
-        self._stopping = True
+        self._stopping = True  # the agents send nothing from now on
+        if self.truth is not None:
+            await self._end_truth()
         if self._producer is not None:
             left = await asyncio.to_thread(self._producer.flush, SHUTDOWN_FLUSH_SECONDS)
             log.info("agents stopped: %d records undelivered at exit", left)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -90,8 +91,11 @@ async def deliver(producer: EventProducer, what: str, stopping: Callable[[], boo
     stopping first: the caller must not acknowledge what those records came from (a restart decides it again)."""
     waited = 0.0
     while True:
+        # Taken here, on the thread that sends: a record stamped before it was queued before it.
+        started_ms = int(time.time() * 1000)
         left = await asyncio.to_thread(producer.flush, DELIVERY_WAIT)
         if left == 0:
+            producer.drained_ms = max(producer.drained_ms, started_ms)
             return True
         if stopping():
             log.warning("%s: stopping with %d records not acknowledged by Kafka; their input stays uncommitted", what,

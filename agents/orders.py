@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from faust import Stream
 from faust.types import EventT
 
+from agents.derived_truth import DerivedTruth
 from agents.intake import Intake, deliver
 from agents.requests import ORDER, headers_of, order_request
 from app.avro import AvroCodec
@@ -22,6 +23,8 @@ from app.derivation import DerivationConfig, Stage, decide_payment, rng_for, val
 from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
 
+#: The agent's name in the x-datagen-source header.
+AGENT = "orders"
 #: Most orders in one batch, and the longest a batch waits to fill (seconds).
 BATCH_MAX = 10_000
 BATCH_WITHIN = 0.25
@@ -41,8 +44,10 @@ class OrdersAgent:
         counts: Counter[str],
         stopping: Callable[[], bool],
         products: Collection[int] = (),
+        truth: DerivedTruth | None = None,
     ) -> None:
-        """``products``: the catalogue's product ids; an order of any other is dead-lettered before its payment."""
+        """``products``: the catalogue's product ids; an order of any other is dead-lettered before its payment.
+        ``truth`` counts the payments sent (TRUTH_ENABLED)."""
         self._intake = intake
         self._products = products
         self._codec = codec
@@ -53,6 +58,8 @@ class OrdersAgent:
         self._counts = counts
         self._stopping = stopping
         self._headers = headers_of(ORDER)
+        self._truth = truth
+        self._payment_headers = None if truth is None else truth.headers(AGENT)
 
     async def run(self, stream: Stream) -> None:
         """The agent's body, pipelined: while Kafka acknowledges one batch's records, the next is decided; a
@@ -89,7 +96,10 @@ class OrdersAgent:
         return reason
 
     async def take(self, event: EventT) -> None:
-        """Decide one consumed record: its payment, and its stock request (or a dead letter)."""
+        """Decide one consumed record: its payment, and its stock request (or a dead letter). Nothing once the
+        worker is stopping: the record stays unacknowledged and is decided again at the next start."""
+        if self._stopping():
+            return
         order = await self._intake.value(event, self._topics["orders"], self._validate, "order", "invalid_order")
         if order is None:
             return
@@ -98,7 +108,10 @@ class OrdersAgent:
         now_ms = int(time.time() * 1000)
         send = self._producer.send_surely
         if payment is not None:
-            send(self._topics["payments"], order_id.encode(), self._codec.encode("payments", payment), now_ms)
+            encoded = self._codec.encode("payments", payment)
+            send(self._topics["payments"], order_id.encode(), encoded, now_ms, self._payment_headers)
+            if self._truth is not None:
+                self._truth.count(AGENT, "payments", payment, now_ms)
             self._counts["payments"] += 1
         message = event.message
         request = order_request(order, payment, message.partition, message.offset)

@@ -22,6 +22,7 @@ import psycopg2
 from faust import Stream
 from faust.types import EventT
 
+from agents.derived_truth import DerivedTruth
 from agents.intake import Intake, deliver
 from agents.ledger import Decided, Request, StockLedger
 from agents.requests import CHANGE, DUE, OPENING, ORDER, OrderRequest, headers_of, kind_of, read_order_request
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The agent's name in the x-datagen-source header.
+AGENT = "stock"
 #: Most requests in one batch, and the longest a batch waits to fill (seconds).
 BATCH_MAX = 10_000
 BATCH_WITHIN = 0.5
@@ -66,7 +69,9 @@ class StockAgent:
         requests_topic: str,
         counts: Counter[str],
         stopping: Callable[[], bool],
+        truth: DerivedTruth | None = None,
     ) -> None:
+        """``truth`` counts the shipments and inventory changes sent (TRUTH_ENABLED)."""
         self._ledger = ledger
         self._stopping = stopping
         self._intake = intake
@@ -77,6 +82,8 @@ class StockAgent:
         self._counts = counts
         self._reference: StockReference | None = None
         self._due_headers = headers_of(DUE)
+        self._truth = truth
+        self._record_headers = None if truth is None else truth.headers(AGENT)
 
     def start(self, reference: StockReference) -> None:
         """Known products and warehouses, to reject requests about others."""
@@ -174,10 +181,17 @@ class StockAgent:
         self._producer.serve(0)
 
     def _produce(self, decided: Decided) -> None:
+        """Hand the records to the producer; none once the worker is stopping (they stay in the outbox)."""
+        if self._stopping():
+            return
         now_ms = int(time.time() * 1000)
-        encode, send = self._codec.encode, self._producer.send_surely
+        encode, send, headers = self._codec.encode, self._producer.send_surely, self._record_headers
         for role, key, value in decided.records:
-            send(self._topics[role], key.encode(), encode(role, value), now_ms)
+            send(self._topics[role], key.encode(), encode(role, value), now_ms, headers)
+        if self._truth is not None:
+            count = self._truth.count
+            for role, _, value in decided.records:
+                count(AGENT, role, value, now_ms)
 
     async def _request(self, event: EventT) -> Request | None:
         message = event.message

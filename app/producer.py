@@ -52,6 +52,9 @@ class EventProducer:
             "logger": logging.getLogger("librdkafka"),
         }
         self.failed = 0
+        #: A moment (epoch ms, taken on the sending thread) at which every record queued before it was delivered
+        #: or reported failed: set by whoever saw the queue empty after it (``agents.intake.deliver``).
+        self.drained_ms = 0
         self._failures = failures
         self._producer = Producer(config)
 

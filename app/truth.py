@@ -15,6 +15,11 @@ open, which the shard's next owner counts again from Kafka):
   ``revenue_cents`` by currency from orders, ``interactions`` by type, ``inventory_changes`` by type (the
   background changes: RESTOCK, DAMAGE, RETURN), ``late_events`` per topic (event time before the record
   timestamp).
+
+The agents count what they derive the same way, per source (``SOURCE_HEADER``: the agent and the worker process
+that sent it) rather than per shard: ``payments`` by status and method, ``shipments`` by carrier,
+``inventory_changes`` by type and ``units_shipped`` (the units of the SALE changes), with ``records`` per topic
+(``add_derived``; agents/derived_truth.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ from typing import Any
 MINUTE_MS = 60_000
 #: The header naming the generation shard that made a record (ASCII digits).
 SHARD_HEADER = "x-datagen-shard"
+#: The header naming the agent and the worker process (its incarnation) that sent a derived record:
+#: ``<agent>:<incarnation>``, e.g. ``stock:5f0c2a9e41b7``.
+SOURCE_HEADER = "x-datagen-source"
+#: The ``source`` of the generator's truth records; the agents' name their agent and incarnation.
+GENERATOR = "generator"
+#: The derived topics' roles (Settings.topics()), as the agents write them.
+PAYMENTS, SHIPMENTS = "payments", "shipments"
 #: The header naming a deliberately bad record's kind (the generator's, see agents/generation.py).
 BAD_RECORD_HEADER = "x-datagen-bad-record"
 
@@ -53,6 +65,9 @@ class MinuteCounts:
     late_events: Counter[str] = field(default_factory=Counter)
     bad_records: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    payments: Counter[str] = field(default_factory=Counter)
+    shipments: Counter[str] = field(default_factory=Counter)
+    units_shipped: int = 0
 
     def add(
         self, topic: str, kind: str, value: Mapping[str, Any] | None, late: bool, bad_kind: str | None, n: int = 1
@@ -74,6 +89,20 @@ class MinuteCounts:
         elif kind == CHANGES:
             self.inventory_changes[str(value["change_type"])] += n
 
+    def add_derived(self, topic: str, role: str, value: Mapping[str, Any], n: int = 1) -> None:
+        """Count one record an agent derived (``n=-1`` takes one back): on ``topic`` of ``role`` (payments,
+        shipments or inventory_changes)."""
+        self.records[topic] += n
+        if role == PAYMENTS:
+            self.payments[f"{value['status']}/{value['method']}"] += n
+        elif role == SHIPMENTS:
+            self.shipments[str(value["carrier"])] += n
+        elif role == CHANGES:
+            change_type = str(value["change_type"])
+            self.inventory_changes[change_type] += n
+            if change_type == "SALE":
+                self.units_shipped -= n * int(value["delta"])
+
     def merge(self, other: MinuteCounts) -> None:
         """Add ``other``'s counts to these."""
         self.records.update(other.records)
@@ -85,14 +114,20 @@ class MinuteCounts:
         self.late_events.update(other.late_events)
         self.bad_records.update(other.bad_records)
         self.duplicates += other.duplicates
+        self.payments.update(other.payments)
+        self.shipments.update(other.shipments)
+        self.units_shipped += other.units_shipped
 
     @property
     def total(self) -> int:
         """Records of every topic."""
         return sum(self.records.values())
 
-    def value(self, app_id: str, shard: int, minute_ms: int, complete: bool) -> dict[str, Any]:
-        """The truth record (schemas/truth.avsc) of these counts."""
+    def value(
+        self, app_id: str, shard: int, minute_ms: int, complete: bool, source: str = GENERATOR
+    ) -> dict[str, Any]:
+        """The truth record (schemas/truth.avsc) of these counts: of generation shard ``shard``, or of an agent's
+        ``source`` (shard -1)."""
 
         def positive(counts: Counter[str]) -> dict[str, int]:
             return {key: count for key, count in sorted(counts.items()) if count}
@@ -111,6 +146,10 @@ class MinuteCounts:
             "late_events": positive(self.late_events),
             "bad_records": positive(self.bad_records),
             "duplicates": self.duplicates,
+            "source": source,
+            "payments": positive(self.payments),
+            "shipments": positive(self.shipments),
+            "units_shipped": self.units_shipped,
         }
 
     @classmethod
@@ -126,17 +165,25 @@ class MinuteCounts:
             late_events=Counter(value["late_events"]),
             bad_records=Counter(value["bad_records"]),
             duplicates=int(value["duplicates"]),
+            payments=Counter(value.get("payments") or {}),
+            shipments=Counter(value.get("shipments") or {}),
+            units_shipped=int(value.get("units_shipped") or 0),
         )
 
     def comparable(self) -> dict[str, Any]:
         """The counts without zeros, for comparing two countings."""
-        ignored = ("app_id", "shard", "minute", "complete")
+        ignored = ("app_id", "shard", "minute", "complete", "source")
         return {key: item for key, item in self.value("", 0, 0, True).items() if key not in ignored}
 
 
 def truth_key(shard: int, minute_ms: int) -> str:
     """The truth record's key: one per (shard, minute); the latest record of a key is the truth."""
     return f"{shard}:{minute_ms}"
+
+
+def source_key(source: str, minute_ms: int) -> str:
+    """An agent's truth record key: one per (source, minute)."""
+    return f"{source}:{minute_ms}"
 
 
 def header(headers: Any, name: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Counting what the generation shards emitted by reading Kafka: the consumer's side of the truth topic.
+"""Counting what the generation shards emitted and the agents derived by reading Kafka: the consumer's side of
+the truth topic.
 
 A shard's next owner counts the minutes a worker killed with SIGKILL left unpublished (``recount`` of one shard
 from the moment its truth was last published), and ``faust -A app verify`` recounts everything to compare with the
@@ -13,9 +14,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
 
-from app.truth import SHARD_HEADER, Decode, MinuteCounts, classify, header, minute_of
+from app.truth import SHARD_HEADER, SOURCE_HEADER, Decode, MinuteCounts, classify, header, minute_of
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,86 @@ def recount(
     record timestamps from ``since_ms`` on, read up to the high watermarks as they are now. With ``shards`` (shard
     -> from when), only those shards' records, each from its own moment on. ``progress(records read)`` is called
     now and then. TimeoutError when the topics are not read to those watermarks within ``deadline_seconds``."""
-    deadline = time.monotonic() + deadline_seconds
     if shards is not None:
         if not shards:
             return {}
         since_ms = min(shards.values())
     wanted = None if shards is None else {str(shard): moment for shard, moment in shards.items()}
+    found: dict[tuple[int, int], MinuteCounts] = {}
+
+    def visit(message: Message, timestamp: int) -> None:
+        headers = message.headers()
+        made_by = header(headers, SHARD_HEADER)
+        if made_by is None or timestamp < (since_ms if wanted is None else wanted.get(made_by, -1)):
+            return
+        if wanted is not None and made_by not in wanted:
+            return
+        topic = str(message.topic())
+        kind = topics[topic]
+        value, late, bad_kind = classify(topic, kind, headers, message.value(), timestamp, decode)
+        key = (int(made_by), minute_of(timestamp))
+        counts = found.get(key)
+        if counts is None:
+            counts = found[key] = MinuteCounts()
+        counts.add(topic, kind, value, late, bad_kind)
+
+    _read(connection, list(topics), since_ms, visit, progress, deadline_seconds)
+    return found
+
+
+def recount_derived(
+    connection: Mapping[str, Any],
+    topics: Mapping[str, str],
+    decode: Decode,
+    *,
+    since_ms: int = 0,
+    incarnations: Mapping[str, int] | None = None,
+    progress: Callable[[int], None] | None = None,
+    deadline_seconds: float = DEADLINE_SECONDS,
+) -> dict[tuple[str, int], MinuteCounts]:
+    """Per (source, minute), the records of ``topics`` (topic name -> role: payments, shipments,
+    inventory_changes) that carry a source header (``<agent>:<incarnation>``), with record timestamps from
+    ``since_ms`` on, read up to the high watermarks as they are now. With ``incarnations`` (incarnation -> from
+    when), only the records those worker processes sent, each from its own moment on."""
+    if incarnations is not None:
+        if not incarnations:
+            return {}
+        since_ms = min(incarnations.values())
+    found: dict[tuple[str, int], MinuteCounts] = {}
+
+    def visit(message: Message, timestamp: int) -> None:
+        source = header(message.headers(), SOURCE_HEADER)
+        if source is None:
+            return
+        if incarnations is not None:
+            incarnation = source.rpartition(":")[2]
+            if incarnation not in incarnations or timestamp < incarnations[incarnation]:
+                return
+        elif timestamp < since_ms:
+            return
+        topic = str(message.topic())
+        role = topics[topic]
+        key = (source, minute_of(timestamp))
+        counts = found.get(key)
+        if counts is None:
+            counts = found[key] = MinuteCounts()
+        counts.add_derived(topic, role, decode(role, message.value() or b""))
+
+    _read(connection, list(topics), since_ms, visit, progress, deadline_seconds)
+    return found
+
+
+def _read(
+    connection: Mapping[str, Any],
+    topics: list[str],
+    since_ms: int,
+    visit: Callable[[Message, int], None],
+    progress: Callable[[int], None] | None,
+    deadline_seconds: float,
+) -> None:
+    """``visit(message, record timestamp)`` for each record of ``topics`` from its first at ``since_ms`` or later
+    up to the high watermarks as they are now; TimeoutError past ``deadline_seconds``."""
+    deadline = time.monotonic() + deadline_seconds
     consumer = Consumer(
         {
             **connection,
@@ -56,11 +131,10 @@ def recount(
             "logger": logging.getLogger("librdkafka"),
         }
     )
-    found: dict[tuple[int, int], MinuteCounts] = {}
     try:
-        starts, ends = _ranges(consumer, list(topics), since_ms)
+        starts, ends = _ranges(consumer, topics, since_ms)
         if not starts:
-            return found
+            return
         consumer.assign(starts)
         left = {(tp.topic, tp.partition): ends[(tp.topic, tp.partition)] for tp in starts}
         read = 0
@@ -81,25 +155,11 @@ def recount(
                 if offset + 1 >= end:
                     del left[(topic, partition)]
                 read += 1
-                headers = message.headers()
-                made_by = header(headers, SHARD_HEADER)
-                timestamp = message.timestamp()[1]
-                if made_by is None or timestamp < (since_ms if wanted is None else wanted.get(made_by, -1)):
-                    continue
-                if wanted is not None and made_by not in wanted:
-                    continue
-                kind = topics[topic]
-                value, late, bad_kind = classify(topic, kind, headers, message.value(), timestamp, decode)
-                key = (int(made_by), minute_of(timestamp))
-                counts = found.get(key)
-                if counts is None:
-                    counts = found[key] = MinuteCounts()
-                counts.add(topic, kind, value, late, bad_kind)
+                visit(message, message.timestamp()[1])
             if progress is not None:
                 progress(read)
     finally:
         consumer.close()
-    return found
 
 
 def _ranges(

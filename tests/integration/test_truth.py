@@ -1,9 +1,10 @@
-"""The truth topic against the real stack: what it says of each (shard, minute) is what a consumer counts on the
-topics, including the minute a worker killed with SIGKILL left open and the one a worker stopping gracefully
-leaves half done.
+"""The truth topic against the real stack: what it says of each (shard, minute) and each (agent source, minute)
+is what a consumer counts on the topics, including the minutes a worker killed with SIGKILL left open (its
+shards' and its agents') and the one a worker stopping gracefully leaves half done.
 
 The counting here is a downstream user's: confluent-kafka's consumer and AvroDeserializer, every topic read to
-its high watermarks, records grouped by their x-datagen-shard header and the minute of their record timestamp.
+its high watermarks, records grouped by their x-datagen-shard or x-datagen-source header and the minute of their
+record timestamp.
 """
 
 from __future__ import annotations
@@ -13,13 +14,23 @@ import signal
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from tests.support import KAFKA_BOOTSTRAP, registry_client, run_worker, topic_deserializer, unique_topics, wait_for
+from db.throwaway import create_database, drop_database, dsn_for
+from tests.support import (
+    KAFKA_BOOTSTRAP,
+    PG_DSN,
+    registry_client,
+    run_worker,
+    topic_deserializer,
+    unique_topics,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +38,7 @@ SMALL = {"N_USERS": "300", "N_PRODUCTS": "200", "N_WAREHOUSES": "2", "N_SUPPLIER
 SHARDS = 3
 MINUTE = 60_000
 
-Key = tuple[int, int]
+Key = tuple[str, int]  # (shard, or an agent's source <agent>:<incarnation>; minute)
 
 
 def read_all(topic: str) -> list:
@@ -63,7 +74,8 @@ def latest_truth(topic: str) -> dict[Key, dict]:
     found: dict[Key, tuple[tuple[int, int], dict]] = {}
     for message in read_all(topic):
         value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
-        key = (value["shard"], int(value["minute"].timestamp() * 1000))
+        who = str(value["shard"]) if value["source"] == "generator" else value["source"]
+        key = (who, int(value["minute"].timestamp() * 1000))
         assert message.key().decode() == f"{key[0]}:{key[1]}"
         # Per key, the record published last wins (its timestamp; within a partition, its offset).
         order = (message.timestamp()[1], message.offset())
@@ -72,29 +84,57 @@ def latest_truth(topic: str) -> dict[Key, dict]:
     return {key: value for key, (_, value) in found.items()}
 
 
+def empty() -> dict:
+    return {
+        "records": Counter(),
+        "orders": 0,
+        "units_ordered": 0,
+        "revenue_cents": Counter(),
+        "interactions": Counter(),
+        "inventory_changes": Counter(),
+        "late_events": Counter(),
+        "bad_records": Counter(),
+        "payments": Counter(),
+        "shipments": Counter(),
+        "units_shipped": 0,
+    }
+
+
+def count_derived(derived: list[str]) -> dict[Key, dict]:
+    """Per (source, minute), a consumer's count of the derived topics, in the truth record's terms."""
+    deserializer = topic_deserializer(registry_client())
+    counts: dict[Key, dict] = defaultdict(empty)
+    for topic in derived:
+        for message in read_all(topic):
+            headers = dict(message.headers() or [])
+            assert "x-datagen-source" in headers, f"{topic}: a record without its source"
+            timestamp = message.timestamp()[1]
+            entry = counts[(headers["x-datagen-source"].decode(), timestamp - timestamp % MINUTE)]
+            entry["records"][topic] += 1
+            value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
+            if "carrier" in value:
+                entry["shipments"][value["carrier"]] += 1
+            elif "method" in value:
+                entry["payments"][f"{value['status']}/{value['method']}"] += 1
+            else:
+                entry["inventory_changes"][value["change_type"]] += 1
+                if value["change_type"] == "SALE":
+                    entry["units_shipped"] -= value["delta"]
+    return dict(counts)
+
+
 def count_topics(generated: dict[str, str]) -> dict[Key, dict]:
     """Per (shard, minute), a consumer's count of the generated topics (topic -> the event topic whose subject its
     values use), in the truth record's terms."""
     deserializer = topic_deserializer(registry_client())
-    counts: dict[Key, dict] = defaultdict(
-        lambda: {
-            "records": Counter(),
-            "orders": 0,
-            "units_ordered": 0,
-            "revenue_cents": Counter(),
-            "interactions": Counter(),
-            "inventory_changes": Counter(),
-            "late_events": Counter(),
-            "bad_records": Counter(),
-        }
-    )
+    counts: dict[Key, dict] = defaultdict(empty)
     for topic, subject_topic in generated.items():
         for message in read_all(topic):
             headers = dict(message.headers() or [])
             if "x-datagen-shard" not in headers:
                 continue  # not the generator's (a forwarded order, an opening balance)
             timestamp = message.timestamp()[1]
-            entry = counts[(int(headers["x-datagen-shard"]), timestamp - timestamp % MINUTE)]
+            entry = counts[(headers["x-datagen-shard"].decode(), timestamp - timestamp % MINUTE)]
             entry["records"][topic] += 1
             if "x-datagen-bad-record" in headers:
                 entry["bad_records"][headers["x-datagen-bad-record"].decode()] += 1
@@ -124,14 +164,28 @@ def as_truth(truth: dict) -> dict:
         "inventory_changes": Counter(truth["inventory_changes"]),
         "late_events": Counter(truth["late_events"]),
         "bad_records": Counter(truth["bad_records"]),
+        "payments": Counter(truth["payments"]),
+        "shipments": Counter(truth["shipments"]),
+        "units_shipped": truth["units_shipped"],
     }
 
 
-def test_truth_equals_a_recount_across_sigkill_and_graceful_stop(tmp_path: Path) -> None:
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A database of its own: the stock agent's ledger (postgres mode) is one per APP_ID."""
+    name = create_database(PG_DSN, "truthtest")
+    try:
+        yield dsn_for(PG_DSN, name)
+    finally:
+        drop_database(PG_DSN, name)
+
+
+def test_truth_equals_a_recount_across_sigkill_and_graceful_stop(tmp_path: Path, database: str) -> None:
     topics = unique_topics("truth")
     settings = {
         **topics,
         **SMALL,
+        "PG_DSN": database,
         "TARGET_EPS": "300",
         "DIURNAL_ENABLED": "false",
         "GENERATION_SHARDS": str(SHARDS),
@@ -155,9 +209,11 @@ def test_truth_equals_a_recount_across_sigkill_and_graceful_stop(tmp_path: Path)
 
         def killed_minute_published() -> bool:
             truth = latest_truth(truth_topic)
-            return all(truth.get((shard, killed_minute), {}).get("complete") for shard in range(SHARDS))
+            return all(truth.get((str(shard), killed_minute), {}).get("complete") for shard in range(SHARDS))
 
         wait_for(killed_minute_published, "the truth of the minute the kill left open", timeout=150)
+        # The killed process's agents: silent for 30 s, then counted from Kafka by this one.
+        second.wait_until_logged("left unpublished", timeout=120)
     # The second worker stopped gracefully: its last minute is published as far as it went.
     truth = latest_truth(truth_topic)
     generated = {
@@ -166,10 +222,17 @@ def test_truth_equals_a_recount_across_sigkill_and_graceful_stop(tmp_path: Path)
         f"{topics['APP_ID']}-stock-requests": topics["TOPIC_INVENTORY_CHANGES"],
     }
     counted = count_topics(generated)
+    derived = count_derived([topics["TOPIC_PAYMENTS"], topics["TOPIC_SHIPMENTS"], topics["TOPIC_INVENTORY_CHANGES"]])
+    counted.update(derived)
     assert set(truth) == set(counted), (sorted(set(truth) ^ set(counted)), sorted(truth))
     differing = {key: (as_truth(truth[key]), counted[key]) for key in truth if as_truth(truth[key]) != counted[key]}
     assert not differing, differing
-    assert {key[0] for key in truth} == set(range(SHARDS))
+    assert {key[0] for key in truth if ":" not in key[0]} == {str(shard) for shard in range(SHARDS)}
+    # Both processes' agents derived records (the killed one's published by the other), each counted exactly.
+    sources = {key[0] for key in derived}
+    assert {source.split(":")[0] for source in sources} == {"orders", "stock"}
+    assert len({source.split(":")[1] for source in sources}) == 2, sorted(sources)
+    assert sum(entry["units_shipped"] for entry in derived.values()) > 0
     assert any(not value["complete"] for value in truth.values()), "the graceful stop published no open minute"
     assert sum(sum(entry["bad_records"].values()) for entry in counted.values()) > 0
     assert sum(sum(entry["late_events"].values()) for entry in counted.values()) > 0

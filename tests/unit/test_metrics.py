@@ -223,6 +223,7 @@ class Producer:
     """The agents' producer, holding what was sent; every record is delivered at once."""
 
     sent: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    drained_ms: int = 0
 
     def send_surely(self, topic: str, key: bytes, value: bytes, timestamp_ms: int, headers: Any = None) -> None:
         self.sent.append((topic, key, value))
