@@ -65,9 +65,9 @@ class Evidence:
     #: When the topics' high watermarks were taken (epoch ms).
     started_ms: int
     #: The truth topic's latest record per (shard, minute): counts and whether complete; None when not read.
-    truth: dict[tuple[int, int], tuple[MinuteCounts, bool]] | None = None
+    truth: dict[tuple[str, int], tuple[MinuteCounts, bool]] | None = None
     #: The same counts made from the generated topics, read after the truth topic.
-    recount: dict[tuple[int, int], MinuteCounts] = field(default_factory=dict)
+    recount: dict[tuple[str, int], MinuteCounts] = field(default_factory=dict)
     #: Why the truth topic was not read.
     truth_reason: str = ""
 
@@ -317,8 +317,9 @@ CHECKS: tuple[Check, ...] = (
 
 
 def truth(evidence: Evidence) -> list[CheckResult]:
-    """Every (shard, minute) the truth topic tells equals a count of the generated topics made after it was read;
-    every (shard, minute) counted has its truth, but for each shard's minutes after its last published one (open)."""
+    """Every (shard or agent source, minute) the truth topic tells equals a count of the topics made after it was
+    read; every one counted has its truth, but for each shard's or source's minutes after its last published one
+    (open)."""
     name = "truth.equals_recount"
     told = evidence.truth
     if told is None:
@@ -326,36 +327,42 @@ def truth(evidence: Evidence) -> list[CheckResult]:
     problems, open_minutes = compare_truth(told, evidence.recount)
     complete = sum(1 for _, done in told.values() if done)
     what = (
-        f"(shard, minute) truth records ({complete} complete); {open_minutes} minute(s) still open (not yet published)"
+        f"(shard or source, minute) truth records ({complete} complete); {open_minutes} minute(s) still open"
+        " (not yet published)"
     )
     return [exact(name, problems, len(told), what)]
 
 
 def compare_truth(
-    told: dict[tuple[int, int], tuple[MinuteCounts, bool]], counted: dict[tuple[int, int], MinuteCounts]
+    told: dict[tuple[str, int], tuple[MinuteCounts, bool]], counted: dict[tuple[str, int], MinuteCounts]
 ) -> tuple[Problems, int]:
-    """What is wrong between the truth topic's latest records (``told``) and a later count of the generated topics
-    (``counted``), and how many counted minutes are still open: after their shard's last published minute."""
+    """What is wrong between the truth topic's latest records (``told``) and a later count of the topics
+    (``counted``), both per (shard or agent source, minute), and how many counted minutes are still open: after
+    their shard's or source's last published minute."""
     problems = Problems()
-    for (shard, minute), (counts, _) in sorted(told.items()):
-        found = counted.get((shard, minute), MinuteCounts()).comparable()
+    for (who, minute), (counts, _) in sorted(told.items()):
+        found = counted.get((who, minute), MinuteCounts()).comparable()
         if counts.comparable() != found:
             problems.add(
                 "differ from a recount",
-                f"shard {shard} at {_minute(minute)}: told {counts.comparable()}, counted {found}",
+                f"{_who(who)} at {_minute(minute)}: told {counts.comparable()}, counted {found}",
             )
-    last: dict[int, int] = {}
-    for shard, minute in told:
-        last[shard] = max(last.get(shard, minute), minute)
+    last: dict[str, int] = {}
+    for who, minute in told:
+        last[who] = max(last.get(who, minute), minute)
     open_minutes = 0
-    for shard, minute in sorted(counted):
-        if (shard, minute) in told:
+    for who, minute in sorted(counted):
+        if (who, minute) in told:
             continue
-        if shard not in last or minute > last[shard]:
+        if who not in last or minute > last[who]:
             open_minutes += 1
         else:
-            problems.add("minute without truth", f"shard {shard} at {_minute(minute)}")
+            problems.add("minute without truth", f"{_who(who)} at {_minute(minute)}")
     return problems, open_minutes
+
+
+def _who(who: str) -> str:
+    return f"shard {who}" if str(who).isdigit() else f"source {who}"
 
 
 def _minute(minute_ms: int) -> str:

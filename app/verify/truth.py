@@ -1,4 +1,5 @@
-"""Reading what the truth topic says, and counting the same from the generated topics (``app.truth_recount``)."""
+"""Reading what the truth topic says, and counting the same from the topics (``app.truth_recount``): the
+generated topics per shard, the derived ones per agent source."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from app.clients import kafka_config, registry_config
 from app.decoding import RecordDecoder
 from app.settings import Settings
-from app.truth import MinuteCounts
-from app.truth_recount import recount
+from app.truth import GENERATOR, MinuteCounts
+from app.truth_recount import recount, recount_derived
 from app.verify.reader import VerifyError
 
-#: (shard, minute epoch ms) -> (its counts, complete)
-Told = dict[tuple[int, int], tuple[MinuteCounts, bool]]
+#: Who emitted a truth record's records: a generation shard (its number, as text) or an agent's source
+#: (``<agent>:<incarnation>``); and the minute (epoch ms).
+Key = tuple[str, int]
+#: (who, minute) -> (its counts, complete)
+Told = dict[Key, tuple[MinuteCounts, bool]]
 
 
 def generated_topics(settings: Settings) -> dict[str, str]:
@@ -43,7 +47,7 @@ def read_truth(settings: Settings, timeout: float, progress: Callable[[int], Non
             settings, **{"group.id": f"{settings.app_id}-verify-{uuid.uuid4().hex}", "enable.auto.commit": False}
         )
     )
-    found: dict[tuple[int, int], tuple[tuple[int, int], MinuteCounts, bool]] = {}
+    found: dict[Key, tuple[tuple[int, int], MinuteCounts, bool]] = {}
     deadline = time.monotonic() + timeout
     try:
         metadata = consumer.list_topics(timeout=timeout)
@@ -67,7 +71,8 @@ def read_truth(settings: Settings, timeout: float, progress: Callable[[int], Non
                     value: Mapping[str, Any] = decoder.decode(topic, message.value())
                     minute = value["minute"]
                     minute_ms = int(minute.timestamp() * 1000) if hasattr(minute, "timestamp") else int(minute)
-                    key = (int(value["shard"]), minute_ms)
+                    source = str(value.get("source") or GENERATOR)
+                    key = (str(value["shard"]) if source == GENERATOR else source, minute_ms)
                     order = (int(message.timestamp()[1]), offset)
                     if key not in found or found[key][0] < order:
                         found[key] = (order, MinuteCounts.from_value(value), bool(value["complete"]))
@@ -79,14 +84,19 @@ def read_truth(settings: Settings, timeout: float, progress: Callable[[int], Non
     return {key: (counts, complete) for key, (_, counts, complete) in found.items()}
 
 
-def count_generated(
-    settings: Settings, progress: Callable[[int], None] | None = None
-) -> dict[tuple[int, int], MinuteCounts]:
-    """Per (shard, minute), the generated topics' records counted as the truth counts them, read to their ends."""
+def count_generated(settings: Settings, progress: Callable[[int], None] | None = None) -> dict[Key, MinuteCounts]:
+    """Per (shard, minute), the generated topics' records counted as the truth counts them, and with the agents on,
+    per (source, minute), the derived topics' records; each topic read to its end."""
     topics = settings.topics()
     decoder = RecordDecoder(SchemaRegistryClient(registry_config(settings)))
 
     def decode(role: str, raw: bytes) -> Mapping[str, Any]:
         return decoder.decode(topics[role], raw)
 
-    return recount(kafka_config(settings), generated_topics(settings), decode, progress=progress)
+    connection = kafka_config(settings)
+    shards = recount(connection, generated_topics(settings), decode, progress=progress)
+    counted: dict[Key, MinuteCounts] = {(str(shard), minute): counts for (shard, minute), counts in shards.items()}
+    if settings.agents_enabled:
+        derived = {topics[role]: role for role in ("payments", "shipments", "inventory_changes")}
+        counted.update(recount_derived(connection, derived, decode, progress=progress))
+    return counted

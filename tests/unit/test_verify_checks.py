@@ -112,6 +112,23 @@ def test_truth_that_differs_from_its_recount_fails(run: SyntheticRun) -> None:
     assert "differ from a recount" in result.detail
 
 
+def _payments(count: int) -> MinuteCounts:
+    counts = MinuteCounts()
+    for _ in range(count):
+        counts.add_derived("payments.v1", "payments", {"status": "CAPTURED", "method": "CARD"})
+    return counts
+
+
+def test_an_agent_source_s_truth_is_compared_like_a_shard_s(run: SyntheticRun) -> None:
+    source = "orders:5f0c2a9e41b7"
+    told = {("0", 0): (_counts(1), True), (source, 0): (_payments(2), True)}
+    assert _truth(run, told, {("0", 0): _counts(1), (source, 0): _payments(2)}).status == PASS
+    result = _truth(run, told, {("0", 0): _counts(1), (source, 0): _payments(3)})
+    assert result.status == FAIL
+    assert f"source {source} at" in result.detail
+    assert "payments" in result.detail
+
+
 def test_truth_of_a_minute_with_no_records_fails(run: SyntheticRun) -> None:
     assert _truth(run, {(0, 0): (_counts(1), True)}, {}).status == FAIL
 
