@@ -40,7 +40,7 @@ from app.generation import (
 from app.producer import EventProducer
 from app.settings import Settings
 from app.stats import EmissionStats
-from app.truth import minute_of
+from app.truth import DUPLICATE_HEADER, minute_of
 from db.catalog import write_price_changes
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ MAX_BATCH = 5_000
 TICK_BUDGET_SECONDS = 0.5
 #: Header on every deliberately malformed record, naming its kind, so consumers can count them.
 BAD_RECORD_HEADER = "x-datagen-bad-record"
+#: The header of a record's second copy (P_DUPLICATE).
+DUPLICATE: tuple[str, str | bytes | None] = (DUPLICATE_HEADER, b"1")
 #: How long to wait for librdkafka's queue to drain a little when it is full.
 BACKPRESSURE_PAUSE = 0.01
 #: How often background price changes are written to Postgres, in one statement.
@@ -268,7 +270,7 @@ class Generation:
             sent: Counter[str] = Counter()
             late = 0
             chunk = events[start : start + CHUNK]
-            for kind, key, value, emitted_ms, late_ms, bad_kind in chunk:
+            for kind, key, value, emitted_ms, late_ms, bad_kind, duplicate in chunk:
                 if self._halted:  # stopping, or the shards may move: the rest is a gap of unused event numbers
                     break
                 topic, headers = routes[kind]
@@ -282,6 +284,10 @@ class Generation:
                 if counts is not None:
                     counts.add(topic, kind, value, late_ms > 0, bad_kind)
                 sent[kind] += 1
+                if duplicate and await self._duplicate(record):
+                    if counts is not None:
+                        counts.add_duplicate(topic)
+                    self._stats.duplicates[topics[kind]] += 1
             now = self._monotonic()
             for kind, sent_count in sent.items():
                 self._stats.add(topics[kind], sent_count, now)
@@ -295,6 +301,13 @@ class Generation:
             value = corrupt(bad_kind, value, rng)
         self._stats.bad_records[bad_kind] += 1
         return topic, key, value, emitted_ms, [*(headers or []), (BAD_RECORD_HEADER, bad_kind.encode())]
+
+    async def _duplicate(self, record: Record) -> bool:
+        """Send ``record`` a second time, the same key and value bytes, with the duplicate header; False if
+        generation stopped or was interrupted first."""
+        topic, key, value, emitted_ms, headers = record
+        copy: Record = (topic, key, value, emitted_ms, [*(headers or []), DUPLICATE])
+        return self._producer.send(*copy) or await self._send_when_room(copy)
 
     async def _send_when_room(self, record: Record) -> bool:
         """Wait for librdkafka's queue to make room: the bucket waits with it, nothing is dropped; False (nothing

@@ -22,6 +22,7 @@ from app.avro import AvroCodec
 from app.derivation import DerivationConfig, Stage, decide_payment, rng_for, validate_order
 from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
+from app.truth import DUPLICATE_HEADER, header
 
 #: The agent's name in the x-datagen-source header.
 AGENT = "orders"
@@ -99,6 +100,9 @@ class OrdersAgent:
         """Decide one consumed record: its payment, and its stock request (or a dead letter). Nothing once the
         worker is stopping: the record stays unacknowledged and is decided again at the next start."""
         if self._stopping():
+            return
+        if header(event.message.headers, DUPLICATE_HEADER) is not None:
+            self._counts["duplicates skipped"] += 1  # the generator's deliberate second copy: decided once
             return
         order = await self._intake.value(event, self._topics["orders"], self._validate, "order", "invalid_order")
         if order is None:

@@ -32,6 +32,7 @@ from app.inventory import validate_change
 from app.inventory.stockroom import StockReference
 from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
+from app.truth import DUPLICATE_HEADER, header
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,9 @@ class StockAgent:
 
     async def _request(self, event: EventT) -> Request | None:
         message = event.message
+        if header(message.headers, DUPLICATE_HEADER) is not None:
+            self._counts["duplicates skipped"] += 1  # the generator's deliberate second copy: decided once
+            return None
         try:
             product_id = int(message.key or b"")
         except ValueError:

@@ -21,7 +21,17 @@ from confluent_kafka import KafkaError, Message
 
 from app.avro import AvroCodec
 from app.producer import EventProducer
-from app.truth import SHARD_HEADER, Decode, MinuteCounts, TruthBook, classify, header, minute_of, truth_key
+from app.truth import (
+    DUPLICATE_HEADER,
+    SHARD_HEADER,
+    Decode,
+    MinuteCounts,
+    TruthBook,
+    classify,
+    header,
+    minute_of,
+    truth_key,
+)
 from app.truth_recount import recount
 
 log = logging.getLogger(__name__)
@@ -172,10 +182,14 @@ class TruthTeller:
             if made_by is None or kind is None:
                 continue
             timestamp = message.timestamp()[1]
-            value, late, bad_kind = classify(topic, kind, headers, message.value(), timestamp, self._decode)
             counts = self.book.minutes.get((int(made_by), minute_of(timestamp)))
-            if counts is not None:
-                counts.add(topic, kind, value, late, bad_kind, n=-1)
+            if counts is None:
+                continue
+            if header(headers, DUPLICATE_HEADER) is not None:
+                counts.add_duplicate(topic, n=-1)
+                continue
+            value, late, bad_kind = classify(topic, kind, headers, message.value(), timestamp, self._decode)
+            counts.add(topic, kind, value, late, bad_kind, n=-1)
 
     def truth_from(self, shard: int) -> int:
         """The start of ``shard``'s first minute whose truth is not yet in Kafka."""

@@ -117,6 +117,7 @@ class Settings(BaseModel):
     p_update_price: Probability = 0.001
     p_late_event: Probability = 0.05
     p_bad_record: Probability = 0.001
+    p_duplicate: Probability = 0.0
 
     # Connectivity.
     kafka_bootstrap: str = Field("127.0.0.1:9092", json_schema_extra={"accepts": "comma-separated host:port pairs"})

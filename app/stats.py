@@ -40,6 +40,8 @@ class EmissionStats:
     meters: dict[str, RateMeter] = field(default_factory=dict)
     bad_records: Counter[str] = field(default_factory=Counter)
     late_events: int = 0
+    #: Second copies of records sent twice on purpose (P_DUPLICATE), by topic.
+    duplicates: Counter[str] = field(default_factory=Counter)
     #: What the fulfilment agents did: shipped, backordered, dead letters, ...
     agents: Counter[str] = field(default_factory=Counter)
     #: The stock ledger as this worker holds it: orders waiting for stock, items scheduled.
@@ -81,6 +83,7 @@ class EmissionStats:
             "rate_60s": round(sum(meter.rate(now, 60) for meter in self.meters.values()), 2),
             "late_events": self.late_events,
             "bad_records": dict(self.bad_records),
+            "duplicates": dict(self.duplicates),
             "backpressure_waits": self.backpressure_waits,
             "pending": self.pending,
             "shortfall": self.shortfall,

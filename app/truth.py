@@ -11,6 +11,8 @@ open, which the shard's next owner counts again from Kafka):
 
 - ``records``: every record per topic, the deliberately bad ones included;
 - ``bad_records``: records carrying the ``x-datagen-bad-record`` header, by kind;
+- ``duplicates``: the second copies of records sent twice on purpose (``DUPLICATE_HEADER``), counted in
+  ``records`` too and nowhere else;
 - everything else counts good records only (no bad-record header): ``orders``, ``units_ordered`` and
   ``revenue_cents`` by currency from orders, ``interactions`` by type, ``inventory_changes`` by type (the
   background changes: RESTOCK, DAMAGE, RETURN), ``late_events`` per topic (event time before the record
@@ -40,6 +42,8 @@ SOURCE_HEADER = "x-datagen-source"
 GENERATOR = "generator"
 #: The derived topics' roles (Settings.topics()), as the agents write them.
 PAYMENTS, SHIPMENTS = "payments", "shipments"
+#: The header on the second copy of a record sent twice on purpose (P_DUPLICATE); its value is "1".
+DUPLICATE_HEADER = "x-datagen-duplicate"
 #: The header naming a deliberately bad record's kind (the generator's, see agents/generation.py).
 BAD_RECORD_HEADER = "x-datagen-bad-record"
 
@@ -88,6 +92,11 @@ class MinuteCounts:
             self.interactions[str(value["interaction_type"])] += n
         elif kind == CHANGES:
             self.inventory_changes[str(value["change_type"])] += n
+
+    def add_duplicate(self, topic: str, n: int = 1) -> None:
+        """Count the second copy of a record sent twice on purpose (``n=-1`` takes one back)."""
+        self.records[topic] += n
+        self.duplicates += n
 
     def add_derived(self, topic: str, role: str, value: Mapping[str, Any], n: int = 1) -> None:
         """Count one record an agent derived (``n=-1`` takes one back): on ``topic`` of ``role`` (payments,

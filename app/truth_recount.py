@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
 
-from app.truth import SHARD_HEADER, SOURCE_HEADER, Decode, MinuteCounts, classify, header, minute_of
+from app.truth import DUPLICATE_HEADER, SHARD_HEADER, SOURCE_HEADER, Decode, MinuteCounts, classify, header, minute_of
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,15 @@ def recount(
         if wanted is not None and made_by not in wanted:
             return
         topic = str(message.topic())
-        kind = topics[topic]
-        value, late, bad_kind = classify(topic, kind, headers, message.value(), timestamp, decode)
         key = (int(made_by), minute_of(timestamp))
         counts = found.get(key)
         if counts is None:
             counts = found[key] = MinuteCounts()
+        if header(headers, DUPLICATE_HEADER) is not None:
+            counts.add_duplicate(topic)
+            return
+        kind = topics[topic]
+        value, late, bad_kind = classify(topic, kind, headers, message.value(), timestamp, decode)
         counts.add(topic, kind, value, late, bad_kind)
 
     _read(connection, list(topics), since_ms, visit, progress, deadline_seconds)

@@ -12,6 +12,7 @@ from app.generation.exceptions import GenerationError
 _PROBABILITIES = (
     "p_late_event",
     "p_bad_record",
+    "p_duplicate",
     "p_update_price",
     "p_update_inventory",
     "p_order_follows_cart",
@@ -41,6 +42,8 @@ class GenerationSettings(Protocol):
     @property
     def p_bad_record(self) -> float: ...
     @property
+    def p_duplicate(self) -> float: ...
+    @property
     def p_update_price(self) -> float: ...
     @property
     def p_update_inventory(self) -> float: ...
@@ -59,6 +62,8 @@ class GenerationConfig:
     stream_eps: float = 10.0
     p_late_event: float = 0.05
     p_bad_record: float = 0.001
+    #: Per generated record: it is sent a second time, byte for byte (with the duplicate header).
+    p_duplicate: float = 0.0
     #: Per good order: the ordered product's price moves by price_move, up or down alike, never below its cost.
     p_update_price: float = 0.001
     #: Per good order: the order is returned later, a RETURN change with source_id = order_id.
@@ -144,6 +149,7 @@ class GenerationConfig:
             weight_inventory_chg=settings.weight_inventory_chg,
             p_late_event=settings.p_late_event,
             p_bad_record=settings.p_bad_record,
+            p_duplicate=settings.p_duplicate,
             p_update_price=settings.p_update_price,
             p_update_inventory=settings.p_update_inventory,
             stream_eps=settings.target_eps,

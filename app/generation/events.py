@@ -45,6 +45,8 @@ class Event(NamedTuple):
     late_ms: int
     #: None, or the BAD_KINDS fault this record must carry (header and, for byte faults, ``corrupt``).
     bad_kind: str | None
+    #: True: the record goes out twice (P_DUPLICATE), the second copy with the duplicate header.
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True)

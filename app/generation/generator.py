@@ -100,7 +100,7 @@ class EventGenerator:
             raise GenerationError(msg)
         rnd = self._random
         order_cut, interaction_cut = self._kind_cuts[0], self._kind_cuts[1]
-        p_late, p_bad = self.config.p_late_event, self.config.p_bad_record
+        p_late, p_bad, p_duplicate = self.config.p_late_event, self.config.p_bad_record, self.config.p_duplicate
         late_delay, order, interaction, change = self._late_delay, self._order, self._interaction, self._change
         clock, clock_step = self._clock_ms, self._clock_step
         position, step, walk = self._position, self.place.shards, self.prices
@@ -119,6 +119,8 @@ class EventGenerator:
                 append(interaction(clock, now_ms, late, bad))
             else:
                 append(change(now_ms, late, bad))
+            if p_duplicate and rnd() < p_duplicate:  # drawn only when asked for: other streams stay as they were
+                events[-1] = events[-1]._replace(duplicate=True)
             if position + step > next_move:  # moves before this shard's next event: it charges them
                 walk.advance(position + step - 1)
                 next_move = walk.next_at

@@ -92,6 +92,14 @@ def bad_records(evidence: Evidence) -> list[CheckResult]:
     ]
 
 
+def duplicates(evidence: Evidence) -> list[CheckResult]:
+    """P_DUPLICATE of the generated records are sent a second time (the copy with the duplicate header)."""
+    seen, expected = evidence.seen, evidence.expected
+    copies, generated = sum(seen.duplicates.values()), sum(seen.generated.values())
+    what = "generated events sent twice"
+    return [share_check("duplicates.share", copies, generated, expected.p_duplicate, what, expected.z)]
+
+
 def late_events(evidence: Evidence) -> list[CheckResult]:
     """P_LATE_EVENT of the events are late, by 1 s to 10 min, half of them by less than the median delay."""
     seen, expected = evidence.seen, evidence.expected
@@ -302,6 +310,7 @@ def dead_letters(evidence: Evidence) -> list[CheckResult]:
 CHECKS: tuple[Check, ...] = (
     mix,
     bad_records,
+    duplicates,
     late_events,
     records,
     orders,

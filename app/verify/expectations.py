@@ -49,6 +49,8 @@ class Expectations:
     topics: dict[str, str]
     requests_topic: str
     z: float = Z
+    #: Share of generated records sent a second time (P_DUPLICATE).
+    p_duplicate: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings, z: float = Z) -> Expectations:
@@ -63,6 +65,7 @@ class Expectations:
                 BACKGROUND: settings.weight_inventory_chg,
             },
             p_bad_record=settings.p_bad_record,
+            p_duplicate=settings.p_duplicate,
             bad_kinds=BAD_KINDS,
             p_late_event=settings.p_late_event,
             late_range_ms=(generation.late_min_ms, generation.late_max_ms),

@@ -34,6 +34,7 @@ from app.verify.results import Problems
 
 #: The header of a deliberately bad record, naming its kind (agents/generation.py).
 BAD_HEADER = "x-datagen-bad-record"
+DUPLICATE_HEADER = "x-datagen-duplicate"
 #: Roles of the two topics read besides the five event topics.
 REQUESTS, DEAD_LETTER = "requests", "dead_letter"
 #: The id field of each event topic's records.
@@ -121,6 +122,8 @@ class Observations:
     #: Generated events (bad ones included) per kind of the mix, and the bad ones by kind and by "role/kind".
     generated: Counter[str] = field(default_factory=Counter)
     bad_kinds: Counter[str] = field(default_factory=Counter)
+    #: Second copies of generated records (the duplicate header), by topic role: left out of every other count.
+    duplicates: Counter[str] = field(default_factory=Counter)
     bad_by_topic: Counter[str] = field(default_factory=Counter)
     #: Bad records on topics the agents consume, by (topic, partition, offset): each must be dead-lettered.
     bad_consumed: set[tuple[str, int, int]] = field(default_factory=set)
@@ -215,6 +218,9 @@ class Collector:
         seen.newest_ms[role] = max(seen.newest_ms.get(role, 0), record.timestamp_ms)
         if role == DEAD_LETTER:
             self._dead_letter(record)
+            return
+        if record.headers.get(DUPLICATE_HEADER) is not None:
+            seen.duplicates[role] += 1
             return
         if role == REQUESTS:
             self._request(record)

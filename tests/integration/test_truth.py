@@ -94,6 +94,7 @@ def empty() -> dict:
         "inventory_changes": Counter(),
         "late_events": Counter(),
         "bad_records": Counter(),
+        "duplicates": 0,
         "payments": Counter(),
         "shipments": Counter(),
         "units_shipped": 0,
@@ -129,6 +130,8 @@ def count_topics(generated: dict[str, str]) -> dict[Key, dict]:
     deserializer = topic_deserializer(registry_client())
     counts: dict[Key, dict] = defaultdict(empty)
     for topic, subject_topic in generated.items():
+        originals: set[tuple[bytes, bytes]] = set()
+        copies: list[tuple[bytes, bytes]] = []
         for message in read_all(topic):
             headers = dict(message.headers() or [])
             if "x-datagen-shard" not in headers:
@@ -136,6 +139,11 @@ def count_topics(generated: dict[str, str]) -> dict[Key, dict]:
             timestamp = message.timestamp()[1]
             entry = counts[(headers["x-datagen-shard"].decode(), timestamp - timestamp % MINUTE)]
             entry["records"][topic] += 1
+            if "x-datagen-duplicate" in headers:
+                entry["duplicates"] += 1
+                copies.append((message.key(), message.value()))
+                continue
+            originals.add((message.key(), message.value()))
             if "x-datagen-bad-record" in headers:
                 entry["bad_records"][headers["x-datagen-bad-record"].decode()] += 1
                 continue
@@ -150,6 +158,8 @@ def count_topics(generated: dict[str, str]) -> dict[Key, dict]:
                 entry["interactions"][value["interaction_type"]] += 1
             else:
                 entry["inventory_changes"][value["change_type"]] += 1
+        # Every copy is byte for byte a record sent before it (same key, same value).
+        assert not [copy for copy in copies if copy not in originals], f"{topic}: a copy of nothing sent"
     return dict(counts)
 
 
@@ -164,6 +174,7 @@ def as_truth(truth: dict) -> dict:
         "inventory_changes": Counter(truth["inventory_changes"]),
         "late_events": Counter(truth["late_events"]),
         "bad_records": Counter(truth["bad_records"]),
+        "duplicates": truth["duplicates"],
         "payments": Counter(truth["payments"]),
         "shipments": Counter(truth["shipments"]),
         "units_shipped": truth["units_shipped"],
@@ -191,6 +202,7 @@ def test_truth_equals_a_recount_across_sigkill_and_graceful_stop(tmp_path: Path,
         "GENERATION_SHARDS": str(SHARDS),
         "P_BAD_RECORD": "0.03",
         "P_LATE_EVENT": "0.05",
+        "P_DUPLICATE": "0.02",
         "BROKER_SESSION_TIMEOUT": "8",
     }
     truth_topic = topics["TOPIC_TRUTH"]
@@ -236,3 +248,4 @@ def test_truth_equals_a_recount_across_sigkill_and_graceful_stop(tmp_path: Path,
     assert any(not value["complete"] for value in truth.values()), "the graceful stop published no open minute"
     assert sum(sum(entry["bad_records"].values()) for entry in counted.values()) > 0
     assert sum(sum(entry["late_events"].values()) for entry in counted.values()) > 0
+    assert sum(entry["duplicates"] for entry in counted.values()) > 0
