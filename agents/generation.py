@@ -8,13 +8,14 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from faust.web import Request, Response, View
 from mode import BaseSignalT
 
@@ -27,6 +28,7 @@ from app.decoding import RecordDecoder
 from app.generation import (
     BYTE_LEVEL_KINDS,
     Catalog,
+    Event,
     GenerationConfig,
     PriceChange,
     ShardStream,
@@ -37,11 +39,15 @@ from app.generation import (
     diurnal_factor,
     local_hour,
 )
+from app.generation.evolution import evolved, first_evolved
 from app.producer import EventProducer
-from app.settings import Settings
+from app.registry import evolve
+from app.retry import until_done
+from app.settings import Settings, mask_url
 from app.stats import EmissionStats
 from app.truth import DUPLICATE_HEADER, minute_of
 from db.catalog import write_price_changes
+from schemas import EVOLVED_SCHEMAS
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +101,57 @@ def routes(settings: Settings) -> dict[str, tuple[str, list[tuple[str, str | byt
     return found
 
 
+class Evolution:
+    """Version 2 of the evolving schemas (SCHEMA_EVOLVE_AFTER): registered when a shard first reaches the switch,
+    then written for every event from there on (``app.generation.evolution``)."""
+
+    def __init__(self, settings: Settings, registry: SchemaRegistryClient, codec: AvroCodec) -> None:
+        """``codec`` writes version 1 (the roles without a version 2 go on with it)."""
+        assert settings.schema_evolve_after is not None
+        self._settings = settings
+        self._registry = registry
+        self._after = settings.schema_evolve_after
+        self._shards = settings.generation_shards
+        self._v1 = codec
+        self._v2 = AvroCodec(registry, settings.topics(), version=2)
+        #: None until registration was tried; then whether version 2 is registered (False: the registry refused it).
+        self.registered: bool | None = None
+
+    def first(self, shard: int) -> int:
+        """The first event number of ``shard`` written with version 2."""
+        return first_evolved(self._after, shard, self._shards)
+
+    async def ready(self) -> bool:
+        """Register version 2 once (waiting, with backoff, while the registry is away); whether it is registered."""
+        if self.registered is None:
+            settings, registry = self._settings, self._registry
+
+            def attempt() -> dict[str, int] | None:
+                try:
+                    return evolve(registry, settings)
+                except SchemaRegistryError as error:
+                    if error.http_status_code == 409:
+                        first_line = (str(error).splitlines() or [""])[0][:200]
+                        log.error("the registry refused version 2 of the schemas as not BACKWARD compatible (%s);"
+                                  " going on with version 1", first_line)
+                        return None
+                    raise
+
+            what = f"registering version 2 of the schemas at {mask_url(settings.schema_registry_url)}"
+            ids = await until_done(lambda: asyncio.to_thread(attempt), what)
+            self.registered = ids is not None
+            if ids is not None:
+                log.info("SCHEMA_EVOLVE_AFTER=%d reached: version 2 registered (BACKWARD checked): %s", self._after,
+                         ids)
+        return self.registered
+
+    def encode(self, kind: str, value: Mapping[str, Any]) -> bytes:
+        """``value`` written with version 2 of its schema (with its new fields), or version 1 if it has none."""
+        if kind in EVOLVED_SCHEMAS:
+            return self._v2.encode(kind, evolved(kind, value))
+        return self._v1.encode(kind, value)
+
+
 class Generation:
     """Emits this worker's shards at their share of TARGET_EPS x the diurnal factor through a token bucket.
 
@@ -111,10 +168,12 @@ class Generation:
         stats: EmissionStats,
         *,
         teller: TruthTeller | None = None,
+        evolution: Evolution | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """``teller``: counts what each shard emits per minute and publishes it on the truth topic."""
+        """``teller``: counts what each shard emits per minute and publishes it on the truth topic;
+        ``evolution``: version 2 of the evolving schemas from SCHEMA_EVOLVE_AFTER on."""
         self._settings = settings
         self._codec = codec
         self._producer = producer
@@ -126,6 +185,7 @@ class Generation:
         self._routes = routes(settings)
         self._shard_routes: dict[int, dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]]] = {}
         self._teller = teller
+        self._evolution = evolution
         self._waiting_since: float | None = None
         if teller is not None:
             teller.book.closed_through = minute_of(int(wall_clock() * 1000))
@@ -261,8 +321,27 @@ class Generation:
         teller = self._teller
         if teller is not None:  # never into a minute whose truth is published (a clock set back)
             now_ms = max(now_ms, teller.book.closed_through)
+        first = stream.position
         events = stream.next_batch(count, now_ms)
-        encode, send, topics = self._codec.encode, self._producer.send, self._topics
+        segments: list[tuple[list[Event], Callable[[str, Mapping[str, Any]], bytes]]] = [(events, self._codec.encode)]
+        evolution = self._evolution
+        if evolution is not None:
+            evolved_from = max(0, evolution.first(stream.shard) - first)
+            if evolved_from < len(events) and await evolution.ready():
+                segments = [(events[:evolved_from], self._codec.encode), (events[evolved_from:], evolution.encode)]
+        for part, encode in segments:
+            await self._send_events(stream, part, encode, now_ms)
+
+    async def _send_events(
+        self,
+        stream: ShardStream,
+        events: list[Event],
+        encode: Callable[[str, Mapping[str, Any]], bytes],
+        now_ms: int,
+    ) -> None:
+        """Send ``events`` of ``stream``, written by ``encode``, in chunks, counting them."""
+        teller = self._teller
+        send, topics = self._producer.send, self._topics
         routes = self._routes_of(stream.shard)
         minute = minute_of(now_ms)
         counts = None if teller is None else teller.book.counts(stream.shard, minute)
@@ -280,7 +359,7 @@ class Generation:
                 if late_ms:
                     late += 1
                 if not send(*record) and not await self._send_when_room(record):
-                    break
+                    return
                 if counts is not None:
                     counts.add(topic, kind, value, late_ms > 0, bad_kind)
                 sent[kind] += 1
@@ -421,7 +500,8 @@ class GenerationAgent:
         )
         if self.teller is not None:
             self.teller.attach(producer)
-        self.generation = Generation(settings, codec, producer, self.stats, teller=self.teller)
+        evolution = None if settings.schema_evolve_after is None else Evolution(settings, self._registry, codec)
+        self.generation = Generation(settings, codec, producer, self.stats, teller=self.teller, evolution=evolution)
         return self.generation
 
     async def _tick(self) -> None:

@@ -24,7 +24,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_writer
 
 from app.avro_writer import UNHANDLED, UnsupportedSchema, Writer, compile_writer
-from schemas import SCHEMA_FILES, load_schema
+from schemas import EVOLVED_SCHEMAS, SCHEMA_FILES, load_schema
 
 #: Confluent framing: magic byte 0, then the schema id as 4 big-endian bytes, then the Avro body.
 MAGIC_BYTE = 0
@@ -40,8 +40,11 @@ SERIALIZER_CONF = {"auto.register.schemas": True, "subject.name.strategy.type": 
 class AvroCodec:
     """One serializer per topic role, used until it has registered its schema; then its header and a compiled writer."""
 
-    def __init__(self, client: SchemaRegistryClient, topics: Mapping[str, str]) -> None:
-        texts = {role: load_schema(role) for role in SCHEMA_FILES if role in topics}
+    def __init__(self, client: SchemaRegistryClient, topics: Mapping[str, str], version: int = 1) -> None:
+        """``version`` 2: the evolved schemas (schemas.EVOLVED_SCHEMAS) of the roles that have one, the others'
+        version 1."""
+        roles = EVOLVED_SCHEMAS if version == 2 else SCHEMA_FILES
+        texts = {role: load_schema(role, version) for role in roles if role in topics}
         self._serializers = {role: AvroSerializer(client, text, conf=SERIALIZER_CONF) for role, text in texts.items()}
         self._contexts = {role: SerializationContext(topics[role], MessageField.VALUE) for role in texts}
         self._schemas = {role: parse_schema(json.loads(text)) for role, text in texts.items()}

@@ -9,7 +9,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from app.retry import until_done
 from app.settings import Settings, mask_url
-from schemas import SCHEMA_FILES, load_schema
+from schemas import EVOLVED_SCHEMAS, SCHEMA_FILES, load_schema
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,19 @@ def register_all(client: SchemaRegistryClient, settings: Settings) -> dict[str, 
         role: client.register_schema(subject, Schema(load_schema(role), "AVRO"))
         for role, subject in value_subjects(settings).items()
     }
+
+
+def evolve(client: SchemaRegistryClient, settings: Settings) -> dict[str, int]:
+    """Register version 2 of the evolving schemas (schemas.EVOLVED_SCHEMAS) under their subjects, each subject set
+    to BACKWARD compatibility first so that the registry checks it; schema id by role. The registry refuses an
+    incompatible version (SchemaRegistryError, HTTP 409)."""
+    topics = settings.topics()
+    ids = {}
+    for role in EVOLVED_SCHEMAS:
+        subject = subject_for(topics[role])
+        client.set_compatibility(subject_name=subject, level="BACKWARD")
+        ids[role] = client.register_schema(subject, Schema(load_schema(role, 2), "AVRO"))
+    return ids
 
 
 async def register_until_done(client: SchemaRegistryClient, settings: Settings) -> dict[str, int]:

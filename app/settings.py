@@ -57,6 +57,12 @@ class Settings(BaseModel):
     max_events: int | None = Field(
         None, ge=1, le=10**15, json_schema_extra={"accepts": "a whole number 1-10^15, or unset for an endless run"}
     )
+    schema_evolve_after: int | None = Field(
+        None,
+        ge=0,
+        le=10**15,
+        json_schema_extra={"accepts": "a whole number 0-10^15 of events, or unset for never"},
+    )
     producer_queue_max: int = Field(
         200_000,
         ge=1,

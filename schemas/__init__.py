@@ -12,8 +12,11 @@ EVENT_SCHEMAS = {
 }
 #: Every value schema by topic role: the events' and the truth topic's (agents/truth.py).
 SCHEMA_FILES = {**EVENT_SCHEMAS, "truth": "truth"}
+#: Version 2 of the roles whose schema evolves mid-run (SCHEMA_EVOLVE_AFTER): new optional fields with defaults.
+EVOLVED_SCHEMAS = {"orders": "order.v2", "customer_interactions": "customer_interaction.v2"}
 
 
-def load_schema(role: str) -> str:
-    """The .avsc text for a topic role, read from the installed package."""
-    return files(__name__).joinpath(f"{SCHEMA_FILES[role]}.avsc").read_text(encoding="utf-8")
+def load_schema(role: str, version: int = 1) -> str:
+    """The .avsc text for a topic role (``version`` 2: its evolved schema), read from the installed package."""
+    stem = EVOLVED_SCHEMAS[role] if version == 2 else SCHEMA_FILES[role]
+    return files(__name__).joinpath(f"{stem}.avsc").read_text(encoding="utf-8")
