@@ -1,11 +1,11 @@
 """Benchmark workers: real ``faust -A app worker`` processes with topics, group and data of their own.
 
 Every benchmark step runs fresh workers through :func:`bench_workers` (one: :func:`bench_worker`): one APP_ID per
-step (so its own consumer group and changelog topics), its own six topics, a flat rate (DIURNAL_ENABLED=false) and
-MAX_EVENTS unset. The workers start together, each with its own WEB_PORT and DATA_DIR; between them they hold every
-generation shard (so together they emit TARGET_EPS) and share the group's partitions.
-On exit the workers are stopped and every Kafka topic and the consumer group they used are deleted, so repeated runs
-do not fill the broker's disk. CPU and memory are read from ``/proc``, the broker's and Postgres's too.
+step (so its own consumer group and changelog topics), its own seven topics (the truth topic too), a flat rate
+(DIURNAL_ENABLED=false) and MAX_EVENTS unset. The workers start together, each with its own WEB_PORT and
+DATA_DIR; between them they hold every generation shard (so together they emit TARGET_EPS) and share the group's
+partitions. On exit the workers are stopped and every Kafka topic and the consumer group they used are deleted, so
+repeated runs do not fill the broker's disk. CPU and memory are read from ``/proc``, the broker's and Postgres's too.
 """
 
 from __future__ import annotations
@@ -36,7 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 FAUST = str(Path(sys.executable).with_name("faust"))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-TOPIC_ROLES = ("ORDERS", "PAYMENTS", "SHIPMENTS", "INVENTORY_CHANGES", "CUSTOMER_INTERACTIONS", "DEAD_LETTER")
+TOPIC_ROLES = (
+    "ORDERS",
+    "PAYMENTS",
+    "SHIPMENTS",
+    "INVENTORY_CHANGES",
+    "CUSTOMER_INTERACTIONS",
+    "DEAD_LETTER",
+    "TRUTH",
+)
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
 PID_FILES = ROOT / ".stack" / "run"
