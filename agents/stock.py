@@ -43,6 +43,11 @@ AGENT = "stock"
 #: Most requests in one batch, and the longest a batch waits to fill (seconds).
 BATCH_MAX = 10_000
 BATCH_WITHIN = 0.5
+#: Change types the stock agent decides itself, never takes as a request: why such a request is dead-lettered.
+DECIDED_CHANGES = {
+    "SALE": "a SALE is decided from an order",
+    "RETURN": "a RETURN is decided from a shipped order (to the warehouse that shipped it, once)",
+}
 #: The errors of a ledger database that does not answer (stopped, restarting, a connection cut) or that rolled the
 #: transaction back (a deadlock): the step is tried again once it answers. Nothing of a failed transaction was
 #: committed; if only the commit's answer was lost, the ledger skips the requests it applied, and the outbox, read
@@ -241,10 +246,9 @@ class StockAgent:
             if reason is not None:
                 self._intake.dead_letter(event, f"invalid inventory change: {reason}", "invalid_change")
                 return None
-            if kind == CHANGE and body["change_type"] == "SALE":
-                self._intake.dead_letter(
-                    event, "invalid inventory change: a SALE is decided from an order", "invalid_change"
-                )
+            decided_here = DECIDED_CHANGES.get(body["change_type"]) if kind == CHANGE else None
+            if decided_here is not None:  # a SALE or a RETURN only comes from an order this agent decided
+                self._intake.dead_letter(event, f"invalid inventory change: {decided_here}", "invalid_change")
                 return None
         return Request(message.partition, message.offset, product_id, kind, body)
 

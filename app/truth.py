@@ -15,8 +15,8 @@ open, which the shard's next owner counts again from Kafka):
   ``records`` too and nowhere else;
 - everything else counts good records only (no bad-record header): ``orders``, ``units_ordered`` and
   ``revenue_cents`` by currency from orders, ``interactions`` by type, ``inventory_changes`` by type (the
-  background changes: RESTOCK, DAMAGE, RETURN), ``late_events`` per topic (event time before the record
-  timestamp).
+  background changes: RESTOCK and DAMAGE; RETURNs are the stock agent's), ``late_events`` per topic (event time
+  before the record timestamp).
 
 The agents count what they derive the same way, per source (``SOURCE_HEADER``: the agent and the worker process
 that sent it) rather than per shard: ``payments`` by status and method, ``shipments`` by carrier,

@@ -38,6 +38,8 @@ class DerivationSettings(Protocol):
     @property
     def p_order_has_shipment(self) -> float: ...
     @property
+    def p_update_inventory(self) -> float: ...
+    @property
     def random_seed(self) -> int | None: ...
 
 
@@ -72,6 +74,8 @@ class DerivationConfig:
     # From the settings.
     p_payment: float = 0.85
     p_shipment: float = 0.75
+    #: Share of shipped orders returned later, each once, to the warehouse that shipped it (P_UPDATE_INVENTORY).
+    p_return: float = 0.02
     #: Seeds every order's decisions together with its order_id (RANDOM_SEED; 0 when unset, see from_settings).
     seed: int = 0
     #: Every business duration (supplier lead time, handling, transit, return window) in days times this, so
@@ -91,8 +95,6 @@ class DerivationConfig:
     carriers: tuple[Carrier, ...] = CARRIERS
     #: Hours from serving an order (its units picked) to handing the parcel to the carrier, before scaling.
     handling_hours: tuple[float, float] = (2.0, 24.0)
-    #: Share of shipped orders returned later (online retail sees 10-30%, most of it apparel).
-    p_return: float = 0.1
     #: Days after the ETA a return arrives back at its warehouse, before scaling.
     return_days: tuple[int, int] = (3, 28)
 
@@ -123,6 +125,7 @@ class DerivationConfig:
         return cls(
             p_payment=settings.p_order_has_payment,
             p_shipment=settings.p_order_has_shipment,
+            p_return=settings.p_update_inventory,
             seed=0 if settings.random_seed is None else settings.random_seed,
             lead_time_scale=lead_time_scale,
         )

@@ -14,7 +14,8 @@ _PROBABILITIES = (
     "p_bad_record",
     "p_duplicate",
     "p_update_price",
-    "p_update_inventory",
+    "p_shipped",
+    "p_returned",
     "p_order_follows_cart",
     "p_recent_user",
     "p_recent_product",
@@ -46,6 +47,8 @@ class GenerationSettings(Protocol):
     @property
     def p_update_price(self) -> float: ...
     @property
+    def p_order_has_shipment(self) -> float: ...
+    @property
     def p_update_inventory(self) -> float: ...
 
 
@@ -66,8 +69,10 @@ class GenerationConfig:
     p_duplicate: float = 0.0
     #: Per good order: the ordered product's price moves by price_move, up or down alike, never below its cost.
     p_update_price: float = 0.001
-    #: Per good order: the order is returned later, a RETURN change with source_id = order_id.
-    p_update_inventory: float = 0.02
+    #: Share of orders that ship (P_ORDER_HAS_SHIPMENT), and of shipped orders the stock agent takes back
+    #: (P_UPDATE_INVENTORY): the generator draws neither, it sizes restocks by them (see balanced_restock).
+    p_shipped: float = 0.75
+    p_returned: float = 0.02
 
     # Sessions: a funnel PAGE_VIEW (landing) -> SEARCH -> PAGE_VIEW (product) -> CART_ADD, with drop-off.
     #: A session with no step for this long (stream time) is closed; its cart adds can no longer become orders.
@@ -83,7 +88,7 @@ class GenerationConfig:
     p_search_after_cart: float = 0.25
     #: Share of orders placed from a pending CART_ADD (same user, product and session), when one is pending.
     p_order_follows_cart: float = 0.5
-    #: Cart adds and order returns waiting to be followed up, at most (the oldest are forgotten first).
+    #: Cart adds waiting to be followed up, at most (the oldest are forgotten first).
     max_pending: int = 10_000
 
     # Repeat customers and trending products.
@@ -103,12 +108,13 @@ class GenerationConfig:
     quantity_weights: tuple[float, ...] = (0.62, 0.2, 0.1, 0.05, 0.03)
     #: Smallest and largest relative price move.
     price_move: tuple[float, float] = (0.01, 0.15)
-    #: Relative weights of RESTOCK, DAMAGE and RETURN among background changes.
-    change_weights: tuple[float, float, float] = (0.5, 0.2, 0.3)
-    #: Units per RESTOCK; None sizes restocks so they replace, on average, the units orders and damage take.
+    #: Relative weights of RESTOCK and DAMAGE among background changes (normalised by their sum: 5/7 and 2/7).
+    #: Returns are no background change: the stock agent takes back shipped orders (P_UPDATE_INVENTORY).
+    change_weights: tuple[float, float] = (0.5, 0.2)
+    #: Units per RESTOCK; None sizes restocks so they replace, on average, the units shipped (less those
+    #: returned) and damaged.
     restock_units: tuple[int, int] | None = None
     damage_units: tuple[int, int] = (1, 3)
-    return_units: tuple[int, int] = (1, 2)
 
     def __post_init__(self) -> None:
         for name in _PROBABILITIES:
@@ -116,6 +122,7 @@ class GenerationConfig:
         _check_weights("weights of the mix", self.mix)
         _check_weights("quantity_weights", self.quantity_weights)
         _check_weights("change_weights", self.change_weights)
+        _check("change_weights", self.change_weights, lambda weights: len(weights) == 2, "two: RESTOCK and DAMAGE")
         for name in ("stream_eps", "session_timeout_ms", "think_time_ms", "max_open_sessions", "max_pending"):
             _check(name, getattr(self, name), lambda value: math.isfinite(value) and value > 0, "a number > 0")
         _check("late_min_ms", self.late_min_ms, lambda value: value >= 0, "a delay >= 0")
@@ -135,7 +142,7 @@ class GenerationConfig:
             "a delay between late_min_ms and late_max_ms",
         )
         _check("price_move", self.price_move, lambda move: 0.0 < move[0] <= move[1] < 1.0, "0 < low <= high < 1")
-        for name in ("restock_units", "damage_units", "return_units"):
+        for name in ("restock_units", "damage_units"):
             value = getattr(self, name)
             if value is not None:
                 _check(name, value, lambda units: 1 <= units[0] <= units[1], "a range 1 <= low <= high")
@@ -151,7 +158,8 @@ class GenerationConfig:
             p_bad_record=settings.p_bad_record,
             p_duplicate=settings.p_duplicate,
             p_update_price=settings.p_update_price,
-            p_update_inventory=settings.p_update_inventory,
+            p_shipped=settings.p_order_has_shipment,
+            p_returned=settings.p_update_inventory,
             stream_eps=settings.target_eps,
         )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect
-from collections import deque
 
 from app.generation.catalog import Catalog
 from app.generation.config import GenerationConfig, StreamPlace
@@ -15,7 +14,6 @@ from app.generation.events import (
     INVENTORY_CHANGES,
     ORDERS,
     RESTOCK,
-    RETURN,
     Event,
     EventIds,
     PriceChange,
@@ -90,8 +88,6 @@ class EventGenerator:
         #: The position of the last event made, in the whole stream (before the first: one step before it).
         self._position = place.first_event * place.shards + place.shard - place.shards
         self.prices.advance(self._position + place.shards - 1)  # every move before this shard's first event
-        #: Orders to be returned: (order_id, product index, quantity).
-        self._returns: deque[tuple[str, int, int]] = deque(maxlen=config.max_pending)
 
     def next_batch(self, count: int, now_ms: int) -> list[Event]:
         """Exactly ``count`` events emitted at ``now_ms`` (epoch milliseconds), in the mix of the weights."""
@@ -172,8 +168,6 @@ class EventGenerator:
             "session_id": session_id,
             "event_time": now_ms - late,
         }
-        if bad is None and self._random() < self.config.p_update_inventory:  # a good order may be returned later
-            self._returns.append((order_id, product, quantity))
         return Event(ORDERS, order_id, value, now_ms, late, bad)
 
     def _interaction(self, clock_ms: float, now_ms: int, late: int, bad: str | None) -> Event:
@@ -187,14 +181,8 @@ class EventGenerator:
         return Event(CUSTOMER_INTERACTIONS, session_id, value, now_ms, late, bad)
 
     def _change(self, now_ms: int, late: int, bad: str | None) -> Event:
-        rnd = self._random
-        source_id = None
-        if bad is None and self._returns:
-            source_id, product, quantity = self._returns.popleft()
-            change_type, delta = RETURN, 1 + int(rnd() * quantity)
-        else:
-            product = self.sampler.popular_product()
-            change_type, delta = self._background_change()
+        product = self.sampler.popular_product()
+        change_type, delta = self._background_change()
         if bad == _NEGATIVE_QUANTITY:
             delta = -delta
         product_id = self.sampler.product_ids[product]
@@ -202,21 +190,21 @@ class EventGenerator:
             "change_id": self._id(),
             "product_id": product_id,
             "sku": self.sampler.skus[product],
-            "warehouse_id": self._warehouse_ids[int(rnd() * len(self._warehouse_ids))],
+            "warehouse_id": self._warehouse_ids[int(self._random() * len(self._warehouse_ids))],
             "change_type": change_type,
             "delta": delta,
-            "source_id": source_id,
+            "source_id": None,
             "event_time": now_ms - late,
         }
         return Event(INVENTORY_CHANGES, str(product_id), value, now_ms, late, bad)
 
     def _background_change(self) -> tuple[str, int]:
-        """A RESTOCK, DAMAGE or RETURN by the change weights, and its signed delta."""
+        """A RESTOCK or DAMAGE by the change weights, and its signed delta."""
         rnd = self._random
-        which = bisect(self._change_cuts, rnd())
-        low, high = (self._restock_units, self.config.damage_units, self.config.return_units)[which]
+        restock = bisect(self._change_cuts, rnd()) == 0
+        low, high = self._restock_units if restock else self.config.damage_units
         units = low + int(rnd() * (high - low + 1))
-        return (RESTOCK, units) if which == 0 else (DAMAGE, -units) if which == 1 else (RETURN, units)
+        return (RESTOCK, units) if restock else (DAMAGE, -units)
 
     def _late_delay(self) -> int:
         """Milliseconds late: lognormal around the median, clipped to [late_min_ms, late_max_ms]."""
@@ -244,13 +232,35 @@ def cuts(weights: tuple[float, ...]) -> list[float]:
 
 
 def balanced_restock(config: GenerationConfig) -> tuple[int, int]:
-    """Units per RESTOCK, uniform around the mean that replaces the units orders and damage take."""
+    """Units per RESTOCK, uniform from about half to 1.5 times ``balanced_restock_mean``: the top is chosen so that
+    the range's midpoint is that mean to within a quarter unit, or restocks would drift from what is taken."""
+    mean = balanced_restock_mean(config)
+    low = max(1, round(mean / 2.0))
+    return low, round(2.0 * mean) - low
+
+
+def balanced_restock_mean(config: GenerationConfig) -> float:
+    """The mean RESTOCK that replaces, on average, the units the stock agent ships (less those it takes back) and
+    the units damaged; at least 1.
+
+    Per good event: p_shipped of the orders ship their quantity, p_returned of those come back (1 to quantity units
+    each, so half of the quantity and half a unit on average), and the DAMAGE share of changes takes the mean of
+    damage_units; the RESTOCK share of changes brings the mean back. A bad record (P_BAD_RECORD, dead-lettered) is
+    drawn before the kind, so it spoils the same share of orders and of changes and drops out of the ratio.
+    """
     order_share, _, change_share = (weight / math.fsum(config.mix) for weight in config.mix)
-    quantity_total = math.fsum(config.quantity_weights)
-    mean_quantity = sum((units + 1) * w for units, w in enumerate(config.quantity_weights)) / quantity_total
-    restock_share, damage_share, _ = (w / math.fsum(config.change_weights) for w in config.change_weights)
-    mean_damage = (config.damage_units[0] + config.damage_units[1]) / 2.0
-    taken = order_share * mean_quantity + change_share * damage_share * mean_damage
+    restock_share, damage_share = (w / math.fsum(config.change_weights) for w in config.change_weights)
     restocks = change_share * restock_share
-    mean = max(1.0, taken / restocks) if restocks > 0 else 1.0
-    return max(1, round(mean / 2.0)), max(1, round(mean * 1.5))
+    if restocks == 0:
+        return 1.0
+    quantity = mean_quantity(config)
+    shipped = order_share * config.p_shipped * quantity
+    returned = order_share * config.p_shipped * config.p_returned * (quantity + 1.0) / 2.0
+    damaged = change_share * damage_share * (config.damage_units[0] + config.damage_units[1]) / 2.0
+    return max(1.0, (shipped - returned + damaged) / restocks)
+
+
+def mean_quantity(config: GenerationConfig) -> float:
+    """The mean units of an order, by the quantity weights."""
+    total = math.fsum(config.quantity_weights)
+    return sum((units + 1) * weight for units, weight in enumerate(config.quantity_weights)) / total

@@ -7,8 +7,8 @@ summing its deltas per (warehouse, product) gives the stock, and nothing is ever
   them at once (they were available, so nothing is clamped). An order that no warehouse can serve waits in the
   product's backlog, first come first served, and reorders from the primary supplier unless a restock is on its
   way; it is cancelled if it waits longer than ``backorder_timeout_ms``.
-- A background change (RESTOCK, RETURN, DAMAGE) from the generator: units coming in are added, a DAMAGE takes at
-  most the units available (none: it is dropped and counted) and goes out with the delta that was taken.
+- A background change from the generator (RESTOCK or DAMAGE): units coming in are added, a DAMAGE takes at most
+  the units available (none: it is dropped and counted) and goes out with the delta that was taken.
 - A scheduled change (a return or a reorder) falls due: it is applied and goes out, and the backlog is served.
 
 The edge keeps the state, the backlog and the schedule durable and sends ``Outcome.records``; this module only

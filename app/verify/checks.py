@@ -188,32 +188,27 @@ def shipments(evidence: Evidence) -> list[CheckResult]:
 
 
 def inventory_changes(evidence: Evidence) -> list[CheckResult]:
-    """SALEs only of shipped orders; RETURNs of orders, 10% of the shipped ones; P_UPDATE_INVENTORY of the orders
-    returned through a background change."""
+    """The generator's background changes are RESTOCKs and DAMAGEs only; SALEs only of shipped orders; RETURNs only
+    of shipped orders, P_UPDATE_INVENTORY of them."""
     seen, expected = evidence.seen, evidence.expected
     z = expected.z
-    returned = {change.source_id for change in seen.order_returns.values()} & seen.orders.keys()
-    results = [
-        share_check(
-            "changes.order_returns_share",
-            len(returned),
-            len(seen.orders),
-            expected.p_update_inventory,
-            "orders returned by a background RETURN",
-            z,
-        )
-    ]
+    background = exact(
+        "changes.background_kinds",
+        seen.background_kinds,
+        seen.background_changes,
+        "background changes, RESTOCK and DAMAGE only",
+    )
     if not expected.agents_enabled:
-        return [*results, skipped("changes", "AGENTS_ENABLED=false: no SALE or scheduled RETURN is derived")]
+        return [background, skipped("changes", "AGENTS_ENABLED=false: no SALE or RETURN is derived")]
     until_ms = seen.newest_ms.get("inventory_changes", 0) - SETTLE_MS
     hits, due = relations.returns_due(seen.shipments, seen.returns, expected.return_window_ms, until_ms)
     sales = relations.sales_for_shipments(seen.orders, seen.shipments, seen.sales)
-    returns = relations.returns_for_orders(seen.orders, seen.shipments, seen.returns, seen.order_returns)
+    returns = relations.returns_for_orders(seen.orders, seen.shipments, seen.returns)
     kinds = ", ".join(f"{kind} {count:,}" for kind, count in sorted(seen.change_kinds.items())) or "none"
     return [
-        *results,
+        background,
         exact("changes.sales", sales, len(seen.sales), f"SALEs (changes by kind: {kinds})"),
-        exact("changes.returns", returns, len(seen.returns) + len(seen.order_returns), "RETURNs of an order"),
+        exact("changes.returns", returns, len(seen.returns), "RETURNs of an order"),
         share_check("changes.returned_share", hits, due, expected.p_return, "shipped orders due back returned", z),
     ]
 

@@ -34,12 +34,12 @@ class Expectations:
     quantity: dict[str, float]
     #: Of the steps that follow a product page, the share that are cart adds (the rest search again).
     p_cart_after_product_view: float
-    p_update_inventory: float
     p_payment: float
     decline_share: float
     methods: dict[str, float]
     p_shipment: float
-    #: Share of shipped orders returned, and the latest a return is due after the shipment's ETA (milliseconds).
+    #: Share of shipped orders returned (P_UPDATE_INVENTORY), and the latest a return is due after the shipment's
+    #: ETA (milliseconds).
     p_return: float
     return_window_ms: int
     agents_enabled: bool
@@ -72,7 +72,6 @@ class Expectations:
             late_median_ms=generation.late_median_ms,
             quantity={str(units): weight for units, weight in enumerate(generation.quantity_weights, start=1)},
             p_cart_after_product_view=generation.p_cart_after_view / after_view if after_view else 0.0,
-            p_update_inventory=settings.p_update_inventory,
             p_payment=derivation.p_payment,
             decline_share=derivation.decline_share,
             methods=dict(derivation.method_shares),

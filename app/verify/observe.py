@@ -27,7 +27,7 @@ from app.derivation import (
     validate_interaction,
     validate_order,
 )
-from app.generation.events import CART_ADD, PAGE_VIEW, RETURN, SEARCH
+from app.generation.events import CART_ADD, DAMAGE, PAGE_VIEW, RESTOCK, RETURN, SEARCH
 from app.inventory import SALE, validate_change
 from app.verify.expectations import BACKGROUND, INTERACTIONS, ORDERS, Expectations
 from app.verify.results import Problems
@@ -153,11 +153,13 @@ class Observations:
     cart_after_product_view: int = 0
     payments: dict[str, PaymentFacts] = field(default_factory=dict)
     shipments: dict[str, ShipmentFacts] = field(default_factory=dict)
-    #: By change id: SALEs, the agents' scheduled RETURNs, and the generator's RETURNs of an order.
+    #: By change id: SALEs and the agents' scheduled RETURNs.
     sales: dict[str, ChangeFacts] = field(default_factory=dict)
     returns: dict[str, ChangeFacts] = field(default_factory=dict)
-    order_returns: dict[str, ChangeFacts] = field(default_factory=dict)
     change_kinds: Counter[str] = field(default_factory=Counter)
+    #: The generator's background changes (its ids), and those of another kind than RESTOCK or DAMAGE.
+    background_changes: int = 0
+    background_kinds: Problems = field(default_factory=Problems)
     #: The sum of the deltas per (product_id, warehouse_id), each change id once, and where it fell below zero.
     fold: dict[tuple[int, int], int] = field(default_factory=dict)
     below_zero: Problems = field(default_factory=Problems)
@@ -426,8 +428,9 @@ class Collector:
             seen.change_kinds[f"reorder {change_type}"] += 1
         else:
             seen.change_kinds[f"background {change_type}"] += 1
-            if change_type == RETURN and source_id is not None:
-                seen.order_returns[change_id] = facts
+            seen.background_changes += 1
+            if change_type not in (RESTOCK, DAMAGE):
+                seen.background_kinds.add(f"background {change_type}", change_id)
 
 
 def _position(record: Record) -> str:

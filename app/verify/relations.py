@@ -76,13 +76,10 @@ def sales_for_shipments(
 
 
 def returns_for_orders(
-    orders: Mapping[str, OrderFacts],
-    shipments: Mapping[str, ShipmentFacts],
-    returns: Mapping[str, ChangeFacts],
-    order_returns: Mapping[str, ChangeFacts],
+    orders: Mapping[str, OrderFacts], shipments: Mapping[str, ShipmentFacts], returns: Mapping[str, ChangeFacts]
 ) -> Problems:
-    """The agents' RETURNs come back from shipped orders to their warehouse; the generator's RETURNs of an order
-    (P_UPDATE_INVENTORY) name an order on the topic; both bring back 1 to the ordered units of its product."""
+    """The agents' RETURNs come back from shipped orders on the orders topic to the shipment's warehouse, with 1 to
+    the ordered units of the order's product."""
     problems = Problems()
     shipped = {shipment.order_id: shipment for shipment in shipments.values()}
     for change_id, change in returns.items():
@@ -91,7 +88,6 @@ def returns_for_orders(
             problems.add("RETURN of an order not shipped", change.source_id)
         elif change.warehouse_id != shipment.warehouse_id:
             problems.add("RETURN to another warehouse than the shipment's", change_id)
-    for change_id, change in [*returns.items(), *order_returns.items()]:
         order = orders.get(change.source_id)
         if order is None:
             problems.add("RETURN of an order not on the orders topic", change.source_id)

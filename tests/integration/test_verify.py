@@ -72,7 +72,7 @@ MUST_PASS = {
     "payments.for_orders",
     "shipments.share",
     "shipments.for_accepted",
-    "changes.order_returns_share",
+    "changes.background_kinds",
     "changes.sales",
     "changes.returns",
     "changes.returned_share",

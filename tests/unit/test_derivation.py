@@ -55,7 +55,8 @@ def derived(orders: list[dict[str, object]]) -> Derived:
 
 def test_default_settings_give_the_documented_decline_share_and_conditional_ship_probability() -> None:
     config = DerivationConfig.from_settings(Settings())
-    assert (config.p_payment, config.p_shipment, config.seed) == (0.85, 0.75, 0)
+    assert (config.p_payment, config.p_shipment, config.p_return, config.seed) == (0.85, 0.75, 0.02, 0)
+    assert DerivationConfig.from_settings(Settings(p_update_inventory=0.3)).p_return == 0.3  # the one returns knob
     assert config.decline_share == 0.06
     assert config.p_ship_if_accepted == pytest.approx(0.75 / (0.85 * 0.94))
     assert DerivationConfig.from_settings(Settings(random_seed=5), lead_time_scale=0.5).seed == 5
@@ -219,7 +220,7 @@ def test_validate_order_names_what_is_wrong() -> None:
 
 
 def test_validators_catch_exactly_the_generators_semantic_faults() -> None:
-    events = make_generator(seed=9, p_bad_record=0.1, p_update_inventory=0.3).next_batch(20_000, 1_700_000_000_000)
+    events = make_generator(seed=9, p_bad_record=0.1).next_batch(20_000, 1_700_000_000_000)
     validators = {ORDERS: validate_order, CUSTOMER_INTERACTIONS: validate_interaction}
     seen: Counter[tuple[str, bool]] = Counter()
     for event in events:

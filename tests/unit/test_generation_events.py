@@ -15,11 +15,12 @@ from typing import Any
 import fastavro
 import pytest
 
-from app.generation import BAD_KINDS, KINDS, EventGenerator, GenerationError
+from app.generation import BAD_KINDS, KINDS, EventGenerator, GenerationConfig, GenerationError
 from app.generation.events import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, Event, EventIds
-from app.generation.generator import balanced_restock, cuts
+from app.generation.generator import balanced_restock, balanced_restock_mean, cuts
 from tests.unit.test_generation_support import (
     NOW_MS,
+    Z,
     assert_share,
     make_catalog,
     make_config,
@@ -40,7 +41,7 @@ def batches(generator: EventGenerator, total: int, size: int = 500, step_ms: int
 @pytest.fixture(scope="module")
 def stream() -> list[Event]:
     """30,000 events of the default settings, with more faults than by default so their kinds show."""
-    return batches(make_generator(p_bad_record=0.02, p_update_price=0.01, p_update_inventory=0.1), 30_000)
+    return batches(make_generator(p_bad_record=0.02, p_update_price=0.01), 30_000)
 
 
 def good(events: list[Event], kind: str) -> list[dict[str, object]]:
@@ -160,68 +161,118 @@ def test_negative_quantity_makes_each_kind_invalid_but_encodable(stream: list[Ev
         elif event.kind == CUSTOMER_INTERACTIONS:
             assert value["user_id"] < 0  # type: ignore[operator]
         else:
-            positive = value["change_type"] in ("RESTOCK", "RETURN")
+            positive = value["change_type"] == "RESTOCK"
             assert (value["delta"] > 0) != positive  # type: ignore[operator]
     assert seen == set(KINDS)
 
 
 def test_bad_records_change_no_state() -> None:
-    generator = make_generator(p_bad_record=1.0, p_update_price=1.0, p_update_inventory=1.0)
+    generator = make_generator(p_bad_record=1.0, p_update_price=1.0)
     events = batches(generator, 3_000)
     assert generator.drain_price_changes() == []
     assert generator.sessions.open_sessions == 0
     assert not generator.sessions.carts
     assert all(event.value.get("session_id") is None for event in events if event.kind == ORDERS)
-    assert all(event.value["source_id"] is None for event in events if event.kind == INVENTORY_CHANGES)
     sessions = Counter(event.key for event in events if event.kind == CUSTOMER_INTERACTIONS)
     assert set(sessions.values()) == {1}
 
 
-def test_background_inventory_changes(stream: list[Event]) -> None:
+def test_background_inventory_changes_are_restocks_and_damage(stream: list[Event]) -> None:
     config = make_config()
     low, high = balanced_restock(config)
-    changes = good(stream, INVENTORY_CHANGES)
-    background = [change for change in changes if change["source_id"] is None]
+    background = good(stream, INVENTORY_CHANGES)
     types = Counter(change["change_type"] for change in background)
-    assert set(types) == {"RESTOCK", "DAMAGE", "RETURN"}
+    assert set(types) == {"RESTOCK", "DAMAGE"}  # no RETURN: the stock agent takes back shipped orders
     for change in background:
-        units = {"RESTOCK": (low, high), "DAMAGE": config.damage_units, "RETURN": config.return_units}
-        lowest, highest = units[str(change["change_type"])]
+        lowest, highest = (low, high) if change["change_type"] == "RESTOCK" else config.damage_units
         sign = -1 if change["change_type"] == "DAMAGE" else 1
         assert lowest <= sign * change["delta"] <= highest  # type: ignore[operator]
-    total = math.fsum(config.change_weights)
-    for index, change_type in enumerate(("RESTOCK", "DAMAGE", "RETURN")):
-        assert_share(types[change_type], len(background), config.change_weights[index] / total, change_type)
+    restock_share = config.change_weights[0] / math.fsum(config.change_weights)
+    assert restock_share == pytest.approx(5 / 7)  # the RESTOCK : DAMAGE proportion of 0.5 : 0.2
+    assert_share(types["RESTOCK"], len(background), restock_share, "RESTOCK")
 
 
-def test_restocks_replace_what_orders_and_damage_take() -> None:
-    config = make_config()
+def test_the_generator_cites_no_order_and_draws_no_return_share() -> None:
+    """P_UPDATE_INVENTORY is the stock agent's: the generator draws nothing by it, only sizes restocks with it."""
+
+    def drawn(p_returned: float) -> list[tuple[object, ...]]:
+        events = batches(make_generator(seed=4, p_bad_record=0.05, p_returned=p_returned), 5_000)
+        assert all(event.value["source_id"] is None for event in events if event.kind == INVENTORY_CHANGES)
+        return [(event.kind, event.key, event.bad_kind, event.value.get("change_type")) for event in events]
+
+    assert drawn(0.0) == drawn(1.0)
+    assert balanced_restock(make_config(p_returned=0.0)) != balanced_restock(make_config(p_returned=1.0))
+
+
+@pytest.mark.parametrize(
+    ("knobs", "named"),
+    [({"change_weights": (0.5, 0.2, 0.3)}, "change_weights"), ({"p_returned": 1.5}, "p_returned")],
+)
+def test_impossible_change_knobs_fail_naming_the_knob(knobs: dict[str, Any], named: str) -> None:
+    with pytest.raises(GenerationError, match=f"knob {named}="):
+        make_config(**knobs)
+
+
+def restock_mean(config: GenerationConfig) -> float:
+    """The units a RESTOCK must bring on average so that restocks replace what is taken, per event: the shipped
+    orders' units less those returned (1 to quantity each) plus the damaged ones, over the restocks."""
+    mix, change_total = math.fsum(config.mix), math.fsum(config.change_weights)
+    order_share, change_share = config.weight_orders / mix, config.weight_inventory_chg / mix
+    restock_share, damage_share = config.change_weights[0] / change_total, config.change_weights[1] / change_total
+    weights = config.quantity_weights
+    quantity = sum(units * w for units, w in enumerate(weights, start=1)) / math.fsum(weights)
+    shipped = order_share * config.p_shipped * quantity
+    returned = order_share * config.p_shipped * config.p_returned * (quantity + 1) / 2
+    damaged = change_share * damage_share * (config.damage_units[0] + config.damage_units[1]) / 2
+    return (shipped - returned + damaged) / (change_share * restock_share)
+
+
+BALANCES = [
+    {},
+    {"p_shipped": 0.5, "p_returned": 0.3, "p_bad_record": 0.2},
+    {"weight_inventory_chg": 0.3, "change_weights": (1.0, 1.0), "quantity_weights": (0.0, 0.0, 1.0)},
+]
+
+
+@pytest.mark.parametrize("knobs", BALANCES)
+def test_the_mean_restock_is_what_ships_less_returns_plus_damage(knobs: dict[str, Any]) -> None:
+    config = make_config(**knobs)
     low, high = balanced_restock(config)
-    mix_total = math.fsum(config.mix)
-    mean_quantity = sum((units + 1) * w for units, w in enumerate(config.quantity_weights))
-    mean_quantity /= math.fsum(config.quantity_weights)
-    restock, damage, _ = (w / math.fsum(config.change_weights) for w in config.change_weights)
-    taken = config.weight_orders / mix_total * mean_quantity
-    taken += config.weight_inventory_chg / mix_total * damage * sum(config.damage_units) / 2
-    replaced = config.weight_inventory_chg / mix_total * restock * (low + high) / 2
-    assert replaced == pytest.approx(taken, rel=0.05)
+    assert balanced_restock_mean(config) == pytest.approx(restock_mean(config))
+    assert abs((low + high) / 2 - restock_mean(config)) <= 0.25  # a uniform whole range's midpoint, rounded
+    assert low == round(restock_mean(config) / 2)
 
 
-def test_returns_follow_good_orders(stream: list[Event]) -> None:
-    orders: dict[str, dict[str, object]] = {}
-    returned = []
-    for event in stream:
-        if event.kind == ORDERS and event.bad_kind is None:
-            orders[event.key] = event.value
-        elif event.kind == INVENTORY_CHANGES and event.value["source_id"] is not None:
-            source = str(event.value["source_id"])
-            assert event.value["change_type"] == "RETURN"
-            assert source in orders  # the order came first
-            assert event.value["product_id"] == orders[source]["product_id"]
-            assert 1 <= event.value["delta"] <= orders[source]["quantity"]  # type: ignore[operator]
-            returned.append(source)
-    assert len(set(returned)) == len(returned)
-    assert returned
+def test_the_default_restocks_bring_6_to_16_units() -> None:
+    # Per event: 0.6 x 0.75 orders ship 1.67 units, 2% of them bring back 1.335; 1/35 damage 2; 1/14 restock.
+    assert restock_mean(make_config()) == pytest.approx((0.7515 - 0.012015 + 2 / 35) * 14)
+    assert balanced_restock(make_config()) == (6, 16)
+
+
+@pytest.mark.parametrize("knobs", BALANCES[:2])
+def test_over_a_long_stream_restocks_replace_what_ships_less_returns_plus_damage(knobs: dict[str, Any]) -> None:
+    """Per good event, the units restocked less the units it takes: an order p_shipped of its quantity less
+    p_returned of 1 to quantity back, a DAMAGE its units (bad events are dead-lettered, so take nothing).
+
+    The sum's expectation is 0 but for the restock range's rounding, a quarter unit per restock at most; its
+    spread is Z sample standard deviations of the per-event net times sqrt(n).
+    """
+    config = make_config(**knobs)
+    events = batches(EventGenerator(make_catalog(), config, random.Random(5)), 200_000, size=10_000)
+    net, restocks = [], 0
+    for event in events:
+        value = event.value
+        if event.bad_kind is not None or event.kind == CUSTOMER_INTERACTIONS:
+            net.append(0.0)
+        elif event.kind == ORDERS:
+            quantity = int(value["quantity"])  # type: ignore[call-overload]
+            net.append(-config.p_shipped * (quantity - config.p_returned * (quantity + 1) / 2))
+        else:
+            net.append(float(value["delta"]))  # type: ignore[arg-type]
+            restocks += value["change_type"] == "RESTOCK"
+    mean = math.fsum(net) / len(net)
+    spread = math.sqrt(math.fsum((x - mean) ** 2 for x in net) / (len(net) - 1) * len(net))
+    assert abs(math.fsum(net)) <= Z * spread + 0.25 * restocks, (math.fsum(net), spread, restocks)
 
 
 def test_price_changes_are_charged_by_later_orders() -> None:
@@ -278,7 +329,7 @@ def test_same_seed_same_contents_however_batched_and_timed() -> None:
             for event in events
         ]
 
-    knobs: dict[str, Any] = {"p_bad_record": 0.05, "p_update_price": 0.05, "p_update_inventory": 0.1}
+    knobs: dict[str, Any] = {"p_bad_record": 0.05, "p_update_price": 0.05}
     first = contents(make_generator(seed=11, **knobs), [1_000] * 5, 1_000)
     again = contents(make_generator(seed=11, **knobs), [1, 999, 2_500, 1_500], 37)
     other = contents(make_generator(seed=12, **knobs), [1_000] * 5, 1_000)

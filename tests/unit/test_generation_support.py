@@ -99,7 +99,8 @@ def test_default_settings_make_the_default_knobs() -> None:
     assert config.p_late_event == settings.p_late_event
     assert config.p_bad_record == settings.p_bad_record
     assert config.p_update_price == settings.p_update_price
-    assert config.p_update_inventory == settings.p_update_inventory
+    assert config.p_shipped == settings.p_order_has_shipment
+    assert config.p_returned == settings.p_update_inventory
     assert config.stream_eps == settings.target_eps
 
 

@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from app.derivation import payment_id, sale_change_id, shipment_id
+from app.derivation import payment_id, return_change_id, sale_change_id, shipment_id
 from app.truth import MinuteCounts
 from app.verify import checks
 from app.verify.checks import Evidence, evaluate
 from app.verify.expectations import Expectations
 from app.verify.observe import BAD_HEADER, Record
 from app.verify.results import FAIL, PASS, SKIP
-from tests.unit.test_verify_support import START_MS, SyntheticRun, settings_for
+from tests.unit.test_verify_support import START_MS, WAREHOUSES, SyntheticRun, settings_for
 
 #: What a conforming synthetic run must PASS (not merely SKIP).
 EVERY_CHECK = {
@@ -38,7 +38,7 @@ EVERY_CHECK = {
     "payments.for_orders",
     "shipments.share",
     "shipments.for_accepted",
-    "changes.order_returns_share",
+    "changes.background_kinds",
     "changes.sales",
     "changes.returns",
     "changes.returned_share",
@@ -74,6 +74,14 @@ def with_record(run: SyntheticRun, role: str, key: str, value: dict[str, object]
     planted.records = []
     record = dataclasses.replace(planted.emit(role, key, value), offset=10**6)
     return run.evidence(run.collect([*run.records, record]))
+
+
+def with_change(run: SyntheticRun, change: dict[str, object]) -> Evidence:
+    """The run's evidence with one more inventory change, which Postgres and the worker took too: only its relation
+    to the other records can be wrong."""
+    planted = with_record(run, "inventory_changes", str(change["product_id"]), change)
+    folded = planted.seen.fold
+    return dataclasses.replace(planted, stock=dataclasses.replace(planted.stock, postgres=folded, worker=folded))
 
 
 def test_a_conforming_run_passes_every_check(run: SyntheticRun) -> None:
@@ -248,6 +256,8 @@ def test_another_probability_than_the_run_was_made_with(run: SyntheticRun) -> No
     assert failed(dataclasses.replace(evidence, expected=claimed)) == {"late.share"}
     claimed = Expectations.from_settings(settings_for(P_BAD_RECORD="0.03"))
     assert failed(dataclasses.replace(evidence, expected=claimed)) == {"bad_records.share"}
+    claimed = Expectations.from_settings(settings_for(P_UPDATE_INVENTORY="0.1"))
+    assert failed(dataclasses.replace(evidence, expected=claimed)) == {"changes.returned_share"}
 
 
 def test_a_bad_record_not_dead_lettered_and_a_dead_letter_without_its_headers(run: SyntheticRun) -> None:
@@ -277,10 +287,7 @@ def test_a_sale_of_an_order_not_shipped_and_a_late_delay_out_of_range(run: Synth
         "source_id": unshipped["order_id"],
         "event_time": START_MS,
     }
-    planted = with_record(run, "inventory_changes", "1", sale)
-    folded = planted.seen.fold  # Postgres and the worker took the SALE too: only its relation to the order is wrong
-    held = dataclasses.replace(planted.stock, postgres=folded, worker=folded)
-    assert failed(dataclasses.replace(planted, stock=held)) == {"changes.sales"}
+    assert failed(with_change(run, sale)) == {"changes.sales"}
     order = {
         "order_id": "00000000-0000-4000-8000-000000000005",
         "user_id": 1,
@@ -294,6 +301,63 @@ def test_a_sale_of_an_order_not_shipped_and_a_late_delay_out_of_range(run: Synth
         "event_time": START_MS - 3_600_000,
     }  # an hour late
     assert failed(with_record(run, "orders", str(order["order_id"]), order)) == {"late.delays"}
+
+
+def _unreturned_shipment(run: SyntheticRun) -> tuple[dict[str, object], dict[str, object]]:
+    """A shipped order the run did not return, and its shipment."""
+    values = [_value(record) for record in run.records]
+    orders = {value["order_id"]: value for value in values if "quantity" in value}
+    returned = {value["source_id"] for value in values if value.get("change_type") == "RETURN"}
+    shipment = next(value for value in values if "carrier" in value and value["order_id"] not in returned)
+    return orders[shipment["order_id"]], shipment
+
+
+def test_a_background_return_of_a_shipped_order(run: SyntheticRun) -> None:
+    order, shipment = _unreturned_shipment(run)
+    change = {
+        "change_id": "00000000-0000-4000-8000-00000000000a",  # the generator's kind of id
+        "product_id": order["product_id"],
+        "sku": order["sku"],
+        "warehouse_id": shipment["warehouse_id"],
+        "change_type": "RETURN",
+        "delta": 1,
+        "source_id": order["order_id"],
+        "event_time": START_MS,
+    }
+    assert failed(with_change(run, change)) == {"changes.background_kinds"}
+
+
+def test_a_return_to_another_warehouse_than_the_shipments(run: SyntheticRun) -> None:
+    order, shipment = _unreturned_shipment(run)
+    change = {
+        "change_id": return_change_id(str(order["order_id"])),
+        "product_id": order["product_id"],
+        "sku": order["sku"],
+        "warehouse_id": next(w for w in WAREHOUSES if w != shipment["warehouse_id"]),
+        "change_type": "RETURN",
+        "delta": 1,
+        "source_id": order["order_id"],
+        "event_time": START_MS,
+    }
+    assert failed(with_change(run, change)) == {"changes.returns"}
+
+
+def test_with_the_agents_off_a_background_return_still_fails() -> None:
+    """Nothing ships, so nothing may come back; the mix of this run of openings only is not judged here."""
+    run = SyntheticRun(settings_for(AGENTS_ENABLED="false"), events=0)
+    change = {
+        "change_id": "00000000-0000-4000-8000-00000000000b",
+        "product_id": 1,
+        "sku": "SKU-1",
+        "warehouse_id": 1,
+        "change_type": "RETURN",
+        "delta": 1,
+        "source_id": None,
+        "event_time": START_MS,
+    }
+    assert statuses(run.evidence())["changes.background_kinds"] == SKIP  # the opening balances are no background
+    found = statuses(with_change(run, change))
+    assert (found["changes.background_kinds"], found["changes"]) == (FAIL, SKIP)
 
 
 def test_with_the_agents_off_their_checks_are_skipped() -> None:

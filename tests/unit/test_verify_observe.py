@@ -173,6 +173,17 @@ def test_changes_are_classified_and_folded_once_per_id() -> None:
     assert seen.conflicts["change_id"].total == 1
 
 
+def test_background_changes_are_counted_and_a_background_return_is_a_problem() -> None:
+    run = empty_run()
+    run._change("00000000-0000-4000-8000-0000000000a1", 7, 1, "RESTOCK", 5)  # the generator's ids are uuid4
+    run._change("00000000-0000-4000-8000-0000000000a2", 7, 1, "DAMAGE", -1)
+    run._change("00000000-0000-4000-8000-0000000000a3", 7, 1, "RETURN", 1, ORDER_ID)
+    seen = run.collect().observations
+    assert seen.background_changes == 3
+    assert seen.background_kinds.counts == {"background RETURN": 1}
+    assert seen.returns == {}  # not one of the agents' returns: its id is not derived from the order
+
+
 def test_stock_below_zero_on_the_topic_is_a_problem() -> None:
     run = empty_run()
     run._change(sale_change_id(ORDER_ID), 7, 1, "SALE", -1_001, ORDER_ID)

@@ -86,19 +86,22 @@ def test_sales_only_of_shipped_orders_from_their_warehouse_of_their_quantity() -
 
 
 def test_returns_come_back_from_shipped_orders_to_their_warehouse() -> None:
-    returns = {"r1": ChangeFacts("o1", 7, 1, 1)}
-    order_returns = {"g2": ChangeFacts("o2", 8, 3, 1)}  # the generator's: any warehouse, any order on the topic
-    assert relations.returns_for_orders(ORDERS, SHIPMENTS, returns, order_returns).total == 0
-    assert reasons(relations.returns_for_orders(ORDERS, SHIPMENTS, {"r2": ChangeFacts("o2", 8, 1, 1)}, {})) == {
+    returns = {"r1": ChangeFacts("o1", 7, 1, 1), "r3": ChangeFacts("o3", 9, 2, 3)}
+    assert relations.returns_for_orders(ORDERS, SHIPMENTS, returns).total == 0
+    assert reasons(relations.returns_for_orders(ORDERS, SHIPMENTS, {"r2": ChangeFacts("o2", 8, 1, 1)})) == {
         "RETURN of an order not shipped"
     }
-    assert reasons(relations.returns_for_orders(ORDERS, SHIPMENTS, {"r1": ChangeFacts("o1", 7, 2, 1)}, {})) == {
+    assert reasons(relations.returns_for_orders(ORDERS, SHIPMENTS, {"r1": ChangeFacts("o1", 7, 2, 1)})) == {
         "RETURN to another warehouse than the shipment's"
     }
-    assert reasons(relations.returns_for_orders(ORDERS, SHIPMENTS, {}, {"g1": ChangeFacts("o1", 7, 1, 3)})) == {
+    assert reasons(relations.returns_for_orders(ORDERS, SHIPMENTS, {"r1": ChangeFacts("o1", 7, 1, 3)})) == {
         "RETURN of another product or more units than ordered"
     }
-    assert reasons(relations.returns_for_orders(ORDERS, SHIPMENTS, {}, {"g9": ChangeFacts("o9", 7, 1, 1)})) == {
+    assert reasons(relations.returns_for_orders(ORDERS, SHIPMENTS, {"r1": ChangeFacts("o1", 8, 1, 1)})) == {
+        "RETURN of another product or more units than ordered"
+    }
+    shipped_unknown = {**SHIPMENTS, "s9": ShipmentFacts("o9", 1, 1_000)}
+    assert reasons(relations.returns_for_orders(ORDERS, shipped_unknown, {"r9": ChangeFacts("o9", 7, 1, 1)})) == {
         "RETURN of an order not on the orders topic"
     }
 

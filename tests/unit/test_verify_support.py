@@ -64,7 +64,6 @@ class SyntheticRun:
         self._now = START_MS
         self._sessions: list[list[Any]] = []
         self._carts: deque[tuple[str, int, int]] = deque()
-        self._returns: deque[tuple[str, int, int]] = deque()
         for product_id in PRODUCTS:
             for warehouse_id in WAREHOUSES:
                 self._change(f"opening-{product_id}-{warehouse_id}", product_id, warehouse_id, "RESTOCK", OPENING_UNITS)
@@ -195,8 +194,6 @@ class SyntheticRun:
             "event_time": self._now - late,
         }
         self.emit("orders", order["order_id"], order)
-        if rng.random() < self.settings.p_update_inventory:
-            self._returns.append((order["order_id"], product_id, quantity))
         self._decide(order)
 
     def _decide(self, order: dict[str, Any]) -> None:
@@ -234,7 +231,7 @@ class SyntheticRun:
         self.emit("shipments", order_id, shipment)
         product_id, quantity = order["product_id"], order["quantity"]
         self._change(sale_change_id(order_id), product_id, warehouse_id, "SALE", -quantity, order_id)
-        if rng.random() < expected.p_return:
+        if rng.random() < expected.p_return:  # P_UPDATE_INVENTORY of the shipped orders, once, to their warehouse
             units = rng.randint(1, quantity)
             self._change(return_change_id(order_id), product_id, warehouse_id, "RETURN", units, order_id)
 
@@ -262,21 +259,17 @@ class SyntheticRun:
         self.fold[place] = self.fold.get(place, 0) + delta
 
     def _background(self, bad: str | None) -> None:
-        """A background change: a request to the stock agent, which writes it to inventory-changes.v1 decided."""
+        """A background RESTOCK or DAMAGE: a request to the stock agent, which writes it to inventory-changes.v1
+        decided."""
         if bad is not None:
             self._bad("requests", bad)
             return
         rng = self.rng
         product_id, warehouse_id = rng.choice(PRODUCTS), rng.choice(WAREHOUSES)
-        source_id = None
-        if self._returns:
-            source_id, product_id, quantity = self._returns.popleft()
-            change_type, delta = "RETURN", rng.randint(1, quantity)
-        else:
-            change_type = rng.choice(("RESTOCK", "DAMAGE", "RETURN"))
-            delta = -rng.randint(1, 3) if change_type == "DAMAGE" else rng.randint(1, 20)
+        change_type = rng.choice(("RESTOCK", "DAMAGE"))
+        delta = -rng.randint(1, 3) if change_type == "DAMAGE" else rng.randint(1, 20)
         self.emit("requests", str(product_id), b"{}", headers={KIND_HEADER: CHANGE.encode()})
-        self._change(self._id(), product_id, warehouse_id, change_type, delta, source_id)
+        self._change(self._id(), product_id, warehouse_id, change_type, delta)
 
     def _interaction(self, late: int, bad: str | None) -> None:
         rng = self.rng
