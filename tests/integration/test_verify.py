@@ -63,7 +63,9 @@ MUST_PASS = {
     "records.derived_ids",
     "orders.quantity.1",
     "orders.quantity.5",
-    "orders.from_carts",
+    # Not orders.from_carts: a session's steps are about 30 s apart on a stream clock of 2.5 ms per event here, so
+    # 4,000 events may place no order from a cart (seed 23 places none since the generator's draws changed);
+    # tests/integration/test_generation.py checks orders from carts over 30,000 events.
     "sessions.funnel",
     "payments.share",
     "payments.declined",
