@@ -28,7 +28,7 @@ from app.derivation.ids import (
 )
 from app.derivation.orders import Order, read_order, validate_interaction, validate_order
 from app.derivation.payment import decide_payment, is_accepted
-from app.derivation.restock import restock_change, restock_needed
+from app.derivation.restock import Delivery, restock_change, restock_needed
 from app.derivation.returns import decide_return
 from app.derivation.shipment import Fulfilment, ShipmentDecision, Warehouse, choose_warehouse, decide_shipment
 
@@ -44,6 +44,7 @@ __all__ = [
     "NAMESPACE",
     "PAYPAL",
     "Carrier",
+    "Delivery",
     "DerivationConfig",
     "DerivationError",
     "DerivationSettings",

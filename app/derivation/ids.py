@@ -23,11 +23,13 @@ MAX_DRAWS = 8
 
 
 class Stage(StrEnum):
-    """The stages of an order's decisions, each with its own Random so that one never shifts another's draws."""
+    """The stages of an order's decisions, each with its own Random so that one never shifts another's draws;
+    DELIVERY draws how a supplier delivers a reorder, keyed by the RESTOCK's change id instead of an order id."""
 
     PAYMENT = "payment"
     SHIPMENT = "shipment"
     RETURN = "return"
+    DELIVERY = "delivery"
 
 
 def payment_id(order_id: str, attempt: int) -> str:
@@ -85,7 +87,7 @@ _UNIT = 2.0**-53
 
 
 def rng_for(seed: int, order_id: str, stage: Stage) -> Draws:
-    """The draws of one ``stage`` of ``order_id``'s decisions under ``seed``.
+    """The draws of one ``stage`` of ``order_id``'s decisions under ``seed`` (Stage.DELIVERY: of a restock's change id).
 
     SHA-512, not hash(): Python salts str hashes per process, and every worker must draw alike.
     """

@@ -10,6 +10,8 @@ summing its deltas per (warehouse, product) gives the stock, and nothing is ever
 - A background change from the generator (RESTOCK or DAMAGE): units coming in are added, a DAMAGE takes at most
   the units available (none: it is dropped and counted) and goes out with the delta that was taken.
 - A scheduled change (a return or a reorder) falls due: it is applied and goes out, and the backlog is served.
+  A reorder's supplier may deliver late or short (``restock_change``); a short RESTOCK still settles the whole
+  ordered quantity on order, and the warehouse checks its reorder point again, as the stock planned for is missing.
 
 The edge keeps the state, the backlog and the schedule durable and sends ``Outcome.records``; this module only
 decides. Requests are deduplicated by the edge (offset watermarks, see ``ProductStock``).
@@ -31,6 +33,7 @@ from app.derivation import (
     decide_return,
     decide_shipment,
     restock_change,
+    restock_change_id,
     restock_needed,
     rng_for,
 )
@@ -44,11 +47,13 @@ BACKORDER_EXPIRY = "expiry"
 
 @dataclass(frozen=True)
 class Policy:
-    """A product's reorder rule at one warehouse and its primary supplier's lead time."""
+    """A product's reorder rule at one warehouse and its primary supplier's lead time and reliability."""
 
     reorder_point: int
     reorder_qty: int
     lead_time_days: int
+    #: Share of the supplier's deliveries complete and on time (suppliers.reliability); 1.0: always.
+    reliability: float
 
 
 @dataclass(frozen=True)
@@ -89,18 +94,24 @@ class Scheduled:
     product_id: int
     due_ms: int
     kind: str
-    #: The change (CHANGE_DUE) or the backorder's key (BACKORDER_EXPIRY).
+    #: The change (CHANGE_DUE) or the backorder's key (BACKORDER_EXPIRY): exactly the record that goes out.
     body: Any
+    #: A reorder delivered short or late: the units ordered (None: as many as the body's delta) ...
+    ordered: int | None = None
+    #: ... and the days it arrives after the lead time.
+    late_days: int = 0
 
     def to_json(self) -> list[Any]:
-        """Compact JSON: ``from_json`` reads it back."""
-        return [self.product_id, self.due_ms, self.kind, self.body]
+        """Compact JSON: ``from_json`` reads it back; ordered and late_days only for a short or late reorder."""
+        delivery = [] if self.ordered is None else [self.ordered, self.late_days]
+        return [self.product_id, self.due_ms, self.kind, self.body, *delivery]
 
     @classmethod
     def from_json(cls, item_id: str, data: list[Any]) -> Scheduled:
-        """The item ``to_json`` made ``data`` of."""
-        product_id, due_ms, kind, body = data
-        return cls(item_id, int(product_id), int(due_ms), str(kind), body)
+        """The item ``to_json`` made ``data`` of (four fields: an item delivered as ordered, or of older code)."""
+        product_id, due_ms, kind, body, *delivery = data
+        ordered, late_days = (int(delivery[0]), int(delivery[1])) if delivery else (None, 0)
+        return cls(item_id, int(product_id), int(due_ms), str(kind), body, ordered, late_days)
 
 
 @dataclass
@@ -286,14 +297,24 @@ class Stockroom:
         change = dict(item.body)
         checked = read_change(change)
         stock.move(checked.warehouse_id, checked.delta, checked.event_time)
+        short = False
         if checked.change_type == "RESTOCK":
-            left = stock.on_order.get(checked.warehouse_id, 0) - checked.delta
+            ordered = checked.delta if item.ordered is None else item.ordered
+            left = stock.on_order.get(checked.warehouse_id, 0) - ordered  # all of the order: nothing more follows
             stock.on_order[checked.warehouse_id] = max(0, left)
+            short = checked.delta < ordered
             out.counts["restocks arrived"] += 1
+            if short:
+                out.counts["restocks arrived short"] += 1
+            if item.late_days:
+                out.counts["restocks arrived late"] += 1
         else:
             out.counts["returns arrived"] += 1
         out.records.append(("inventory_changes", str(stock.product_id), change))
-        self._serve_backlog(stock, backlog, max(checked.event_time, now_ms), out)
+        at = max(checked.event_time, now_ms)
+        self._serve_backlog(stock, backlog, at, out)
+        if short:
+            self._maybe_reorder(stock, backlog, checked.warehouse_id, checked.change_id, at, out)
 
     # ----- decisions
 
@@ -391,6 +412,7 @@ class Stockroom:
         now_ms: int,
         out: Outcome,
     ) -> None:
+        change_id = restock_change_id(stock.product_id, warehouse_id, trigger_id)
         restock = restock_change(
             stock.product_id,
             stock.sku,
@@ -400,8 +422,14 @@ class Stockroom:
             self._config.lead_time_scale,
             now_ms,
             trigger_id,
+            policy.reliability,
+            rng_for(self._config.seed, change_id, Stage.DELIVERY),
         )
-        change_id = str(restock.change["change_id"])
         stock.on_order[warehouse_id] = stock.on_order.get(warehouse_id, 0) + quantity
-        out.scheduled.append(Scheduled(change_id, stock.product_id, restock.due_ms, CHANGE_DUE, restock.change))
+        ordered = quantity if restock.short or restock.late_days else None
+        out.scheduled.append(
+            Scheduled(
+                change_id, stock.product_id, restock.due_ms, CHANGE_DUE, restock.change, ordered, restock.late_days
+            )
+        )
         out.counts["restocks ordered"] += 1

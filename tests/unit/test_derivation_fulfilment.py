@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections import Counter
 
@@ -10,6 +11,7 @@ import pytest
 
 from app.derivation import (
     DAY_MS,
+    Delivery,
     DerivationConfig,
     DerivationError,
     Fulfilment,
@@ -197,9 +199,18 @@ def test_restock_needed_refuses_a_zero_reorder_quantity() -> None:
         restock_needed(1, 5, 0)
 
 
+def _restock(
+    quantity: int = 48, days: int = 3, scale: float = 1.0, trigger: str = "sale-1", reliability: float = 1.0
+) -> Delivery:
+    """The restock of product 7 at warehouse 2, drawn as the stockroom draws it (seed 0)."""
+    rng = rng_for(0, restock_change_id(7, 2, trigger), Stage.DELIVERY)
+    return restock_change(7, "SKU-000007", 2, quantity, days, scale, NOW_MS, trigger, reliability, rng)
+
+
 @pytest.mark.parametrize(("days", "scale", "due_after_ms"), [(30, 1 / 1440, 30 * 60_000), (3, 1.0, 3 * DAY_MS)])
 def test_a_restock_is_due_after_the_scaled_lead_time(days: int, scale: float, due_after_ms: int) -> None:
-    due, value = restock_change(7, "SKU-000007", 2, 48, days, scale, NOW_MS, "sale-1")
+    due, value, ordered, late_days = _restock(48, days, scale)
+    assert (ordered, late_days) == (48, 0)
     assert due == NOW_MS + due_after_ms
     assert value == {
         "change_id": restock_change_id(7, 2, "sale-1"),
@@ -212,7 +223,49 @@ def test_a_restock_is_due_after_the_scaled_lead_time(days: int, scale: float, du
         "event_time": due,
     }
     assert_avro(value, "inventory_change.avsc")
-    assert (
-        restock_change(7, "SKU-000007", 2, 48, days, scale, NOW_MS + 5, "sale-1").change["change_id"]
-        == (value["change_id"])
-    )
+    rng = rng_for(0, "other draws", Stage.DELIVERY)
+    again = restock_change(7, "SKU-000007", 2, 48, days, scale, NOW_MS + 5, "sale-1", 1.0, rng)
+    assert again.change["change_id"] == value["change_id"]
+
+
+def test_a_fully_reliable_supplier_delivers_every_reorder_complete_and_on_time() -> None:
+    for index in range(2_000):
+        delivery = _restock(quantity=1 + index % 97, days=1 + index % 30, trigger=f"sale-{index}")
+        assert (delivery.change["delta"], delivery.late_days, delivery.short) == (delivery.ordered, 0, False)
+        assert delivery.due_ms == NOW_MS + (1 + index % 30) * DAY_MS
+
+
+def test_the_same_reorder_is_delivered_alike_and_another_differently() -> None:
+    first = _restock(days=10, trigger="sale-3", reliability=0.3)
+    assert _restock(days=10, trigger="sale-3", reliability=0.3) == first
+    others = {_restock(days=10, trigger=f"sale-{index}", reliability=0.3).due_ms for index in range(20)}
+    assert len(others) > 1
+
+
+@pytest.mark.parametrize("reliability", [0.0, 0.55, 0.9])
+def test_deliveries_are_on_time_and_complete_as_often_as_the_supplier_is_reliable(reliability: float) -> None:
+    days, quantity, n = 7, 40, 4_000
+    deliveries = [_restock(quantity, days, trigger=f"sale-{index}", reliability=reliability) for index in range(n)]
+    on_time = sum(delivery.late_days == 0 for delivery in deliveries)
+    assert_share(on_time, n, reliability, "on-time deliveries")
+    assert_share(sum(delivery.short for delivery in deliveries), n, (1 - reliability) / 2, "short deliveries")
+    most_late = max(1, math.ceil(days * (1 - reliability) * 2))
+    late = Counter(delivery.late_days for delivery in deliveries if delivery.late_days)
+    assert set(late) == set(range(1, most_late + 1))
+    for delivery in deliveries:
+        units = int(delivery.change["delta"])
+        assert delivery.ordered == quantity
+        assert delivery.due_ms == NOW_MS + (days + delivery.late_days) * DAY_MS == delivery.change["event_time"]
+        assert units == quantity or quantity // 2 <= units <= quantity * 95 // 100
+
+
+def test_a_short_delivery_carries_at_least_one_unit() -> None:
+    singles = [_restock(quantity=1, trigger=f"sale-{index}", reliability=0.0) for index in range(200)]
+    assert {single.change["delta"] for single in singles} == {1}
+    pairs = [_restock(quantity=2, trigger=f"sale-{index}", reliability=0.0) for index in range(200)]
+    assert {pair.change["delta"] for pair in pairs} == {1, 2}
+
+
+def test_a_restock_refuses_a_reliability_outside_0_to_1() -> None:
+    with pytest.raises(DerivationError, match=r"reliability=1\.5"):
+        _restock(reliability=1.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
 from typing import Any
@@ -25,16 +26,18 @@ from tests.unit.test_generation_support import NOW_MS
 
 CONFIG = DerivationConfig(p_payment=1.0, p_shipment=0.94)
 PRODUCT = 7
-POLICY = Policy(reorder_point=5, reorder_qty=10, lead_time_days=3)
+POLICY = Policy(reorder_point=5, reorder_qty=10, lead_time_days=3, reliability=1.0)
+#: A supplier that is never on time and delivers short half the time.
+UNRELIABLE = Policy(reorder_point=5, reorder_qty=10, lead_time_days=3, reliability=0.0)
 TIMEOUT_MS = 14 * DAY_MS
 
 
-def _room(policies: bool = True) -> Stockroom:
+def _room(policies: bool = True, policy: Policy = POLICY) -> Stockroom:
     reference = StockReference(
         warehouses=WAREHOUSES,
         opening={},
         skus={PRODUCT: f"SKU-{PRODUCT:06d}"},
-        policies={(PRODUCT, w): POLICY for w in (1, 2)} if policies else {},
+        policies={(PRODUCT, w): policy for w in (1, 2)} if policies else {},
     )
     return Stockroom(reference, CONFIG, TIMEOUT_MS)
 
@@ -151,12 +154,13 @@ def test_an_opening_balance_applies_once() -> None:
     assert stock.warehouses[1][0] == 9
 
 
+@pytest.mark.parametrize("policy", [POLICY, UNRELIABLE])
 @pytest.mark.parametrize("seed", range(20))
-def test_random_requests_keep_the_records_a_faithful_ledger(seed: int) -> None:
+def test_random_requests_keep_the_records_a_faithful_ledger(seed: int, policy: Policy) -> None:
     """Whatever arrives in whatever order: the deltas sent sum to the stock, which never goes negative, every order
-    ships at most once, and every due item is applied once."""
+    ships at most once, every due item is applied once, and what is on order is what the pending reorders ordered."""
     rng = random.Random(seed)
-    room, stock, backlog = _room(), _stock(), []
+    room, stock, backlog = _room(policy=policy), _stock(), []
     out = Outcome()
     room.opening(stock, _change("RESTOCK", rng.randint(0, 10) or 1, 1, "opening-1"), out)
     pending: list[Scheduled] = []
@@ -186,6 +190,11 @@ def test_random_requests_keep_the_records_a_faithful_ledger(seed: int) -> None:
     shipped = [value["order_id"] for role, _, value in out.records if role == "shipments"]
     assert len(shipped) == len(set(shipped))
     assert len(out.unscheduled) == len(set(out.unscheduled))
+    ordered: dict[int, int] = defaultdict(int)
+    for item in pending:
+        if item.kind == CHANGE_DUE and item.body["change_type"] == "RESTOCK":
+            ordered[int(item.body["warehouse_id"])] += item.ordered or int(item.body["delta"])
+    assert {w: units for w, units in stock.on_order.items() if units} == dict(ordered)
 
 
 def test_a_long_backlog_stops_at_the_first_order_that_cannot_ship() -> None:
@@ -198,6 +207,72 @@ def test_a_long_backlog_stops_at_the_first_order_that_cannot_ship() -> None:
     room.change(stock, backlog, _change("RESTOCK", 23, 1, "r1"), arrival)
     assert len(backlog) == 400 - 4  # 4 orders of 5 units ship; the fifth waits and the queue stops there
     assert stock.warehouses[1][0] == 3
+
+
+def _damage_reorder(room: Stockroom, trigger: str) -> tuple[ProductStock, Scheduled]:
+    """A DAMAGE that takes warehouse 1 from 6 to 4 units, below its reorder point: the reorder of 10 it places."""
+    stock, out = _stock(w1=6), Outcome()
+    room.change(stock, [], _change("DAMAGE", 2, 1, trigger), out)
+    (restock,) = out.scheduled
+    return stock, restock
+
+
+def test_the_same_reorder_decided_twice_is_delivered_alike() -> None:
+    room = _room(policy=UNRELIABLE)
+    for index in range(10):
+        assert _damage_reorder(room, f"d{index}")[1] == _damage_reorder(room, f"d{index}")[1]
+
+
+def test_a_reliable_supplier_schedules_reorders_as_before() -> None:
+    _, restock = _damage_reorder(_room(), "d1")
+    assert (restock.body["delta"], restock.due_ms) == (10, NOW_MS + 3 * DAY_MS * CONFIG.lead_time_scale)
+    assert len(restock.to_json()) == 4  # stored as older code stored it
+
+
+def test_a_short_delivery_settles_everything_that_was_on_order() -> None:
+    room = _room(policy=UNRELIABLE)
+    stock, restock = next(
+        found for index in range(100) if (found := _damage_reorder(room, f"d{index}"))[1].body["delta"] < 10
+    )
+    assert stock.on_order == {1: 10}
+    assert restock.ordered == 10
+    stored = Scheduled.from_json(restock.item_id, json.loads(json.dumps(restock.to_json())))
+    assert stored == restock
+    arrival = Outcome()
+    room.due(stock, [], stored, restock.due_ms, arrival)
+    assert stock.on_order.get(1, 0) == 0
+    assert stock.warehouses[1][0] == 4 + restock.body["delta"]
+    assert arrival.records == [("inventory_changes", str(PRODUCT), restock.body)]  # only the Avro fields go out
+    assert arrival.counts["restocks arrived"] == arrival.counts["restocks arrived short"] == 1
+    assert arrival.counts["restocks arrived late"] == (restock.late_days > 0)
+
+
+def test_a_short_delivery_too_small_for_the_waiting_order_reorders() -> None:
+    room, stock = _room(policy=UNRELIABLE), _stock(w1=0)
+    order = _shipping_orders(1, 8)[0]
+    backlog = [Backorder(0, order, _payment(order), NOW_MS)]
+    stock.on_order[1] = 10
+    body = _change("RESTOCK", 5, 1, "r-short", NOW_MS + 5)
+    arrival = Outcome()
+    room.due(stock, backlog, Scheduled("r-short", PRODUCT, NOW_MS + 5, CHANGE_DUE, body, 10, 2), NOW_MS + 5, arrival)
+    assert len(backlog) == 1  # 5 units do not serve an order of 8, so no sale reorders: the short delivery does
+    (reorder,) = arrival.scheduled
+    assert (reorder.ordered or reorder.body["delta"]) == 10
+    assert stock.on_order == {1: 10}
+    assert arrival.counts["restocks arrived short"] == arrival.counts["restocks arrived late"] == 1
+
+
+def test_a_restock_scheduled_by_older_code_settles_its_own_delta() -> None:
+    room, stock = _room(policy=UNRELIABLE), _stock(w1=4)
+    stock.on_order[1] = 10
+    body = _change("RESTOCK", 10, 1, "r-old", NOW_MS + 5)
+    item = Scheduled.from_json("r-old", [PRODUCT, NOW_MS + 5, CHANGE_DUE, body])
+    arrival = Outcome()
+    room.due(stock, [], item, NOW_MS + 5, arrival)
+    assert (item.ordered, item.late_days) == (None, 0)
+    assert stock.on_order.get(1, 0) == 0
+    assert stock.warehouses[1][0] == 14
+    assert arrival.counts == {"restocks arrived": 1}
 
 
 def test_a_product_stock_survives_a_json_round_trip() -> None:
