@@ -39,6 +39,7 @@ from app.generation import (
     diurnal_factor,
     local_hour,
 )
+from app.generation.clock import SimulatedClock
 from app.generation.evolution import evolved, first_evolved
 from app.producer import EventProducer
 from app.registry import evolve
@@ -171,15 +172,17 @@ class Generation:
         evolution: Evolution | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        clock: SimulatedClock | None = None,
     ) -> None:
         """``teller``: counts what each shard emits per minute and publishes it on the truth topic;
-        ``evolution``: version 2 of the evolving schemas from SCHEMA_EVOLVE_AFTER on."""
+        ``evolution``: version 2 of the evolving schemas from SCHEMA_EVOLVE_AFTER on; ``clock``: simulated time
+        (default: START_TIME, SPEEDUP and BACKFILL read on ``wall_clock``); ``monotonic`` times ticks and rates."""
         self._settings = settings
         self._codec = codec
         self._producer = producer
         self._stats = stats
         self._monotonic = monotonic
-        self._wall_clock = wall_clock
+        self.clock = clock or SimulatedClock(settings.start_ms, settings.speedup, settings.backfill_ms, wall_clock)
         self._zone = ZoneInfo(settings.timezone)
         self._topics = settings.topics()
         self._routes = routes(settings)
@@ -188,9 +191,13 @@ class Generation:
         self._evolution = evolution
         self._waiting_since: float | None = None
         if teller is not None:
-            teller.book.closed_through = minute_of(int(wall_clock() * 1000))
+            teller.book.closed_through = minute_of(self.clock.now_ms())
         self._shards = settings.generation_shards
-        self._bucket = TokenBucket(0.0, settings.bucket_capacity, monotonic())
+        # A backfill moves the clock by at most a batch at a time, so no token is ever over the capacity then.
+        capacity = settings.bucket_capacity
+        if self.clock.backfilling:
+            capacity = max(capacity, MAX_BATCH + 1.0)
+        self._bucket = TokenBucket(0.0, capacity, self.clock.now_ms() / 1000)
         self.streams: dict[int, ShardStream] = {}
         self.price_changes: list[PriceChange] = []
         self._stopped = False
@@ -232,18 +239,30 @@ class Generation:
             self._finish()
             self._publish_truth(paused)
             return 0
-        now = self._monotonic()
+        clock, bucket = self.clock, self._bucket
+        now = clock.now_ms() / 1000  # the bucket counts simulated seconds
         streams = [] if paused else [stream for stream in self.streams.values() if not stream.finished]
-        self._bucket.set_rate(self._target(len(streams)), now)
-        deadline, count = now + TICK_BUDGET_SECONDS, 0
+        bucket.set_rate(self._target(len(streams)), now)
+        deadline, count = self._monotonic() + TICK_BUDGET_SECONDS, 0
         while streams:  # a full batch leaves tokens behind: go on, rather than sleep a tick with the bucket full
             room = sum(stream.room for stream in streams)
-            batch = self._bucket.take(now, min(MAX_BATCH, room))
+            batch = bucket.take(now, min(MAX_BATCH, room))
             for stream, share in deal(batch, streams):
                 await self._emit(stream, share)
             count += batch
-            now = self._monotonic()
-            if batch < MAX_BATCH or now >= deadline or self._stopped:
+            if self._stopped or self._halted or self._monotonic() >= deadline:
+                break
+            if clock.backfilling:  # history: move the clock on by what one batch (or one second) holds
+                if batch < room and bucket.rate > 0:
+                    now = clock.advance(1000 * min(1.0, (MAX_BATCH - 1) / bucket.rate)) / 1000
+                    bucket.set_rate(self._target(len(streams)), now)
+                    streams = [stream for stream in streams if not stream.finished]
+                    if not clock.backfilling:  # caught up: live from here, with the live bucket's size
+                        bucket = self._bucket = TokenBucket(bucket.rate, self._settings.bucket_capacity, now)
+                    continue
+                break
+            now = clock.now_ms() / 1000
+            if batch < MAX_BATCH:
                 break
         self._producer.serve(0)
         self._publish_truth(paused)
@@ -251,6 +270,7 @@ class Generation:
             self.price_changes.extend(stream.generator.drain_price_changes())
         self._stats.pending = self._producer.queued()
         self._stats.shortfall = self.shortfall()
+        self._stats.simulated_ms, self._stats.backfilling = clock.now_ms(), clock.backfilling
         return count
 
     def _settle_truth(self) -> bool:
@@ -259,7 +279,7 @@ class Generation:
         teller = self._teller
         if teller is None:
             return True
-        now_ms = int(self._wall_clock() * 1000)
+        now_ms = self.clock.now_ms()
         self._producer.serve(0)
         if not self._producer.queued():
             teller.settle(now_ms)
@@ -281,13 +301,13 @@ class Generation:
     def _publish_truth(self, paused: bool) -> None:
         """Publish the truth of every minute that is over and settled (not while a rebalance is under way)."""
         if self._teller is not None and not paused:
-            self._teller.publish(int(self._wall_clock() * 1000), self.streams.__contains__)
+            self._teller.publish(self.clock.now_ms(), self.streams.__contains__)
 
     def publish_open_truth(self) -> int:
         """At a graceful stop, after the flush: the truth of the minutes still open, marked incomplete."""
         if self._teller is None:
             return 0
-        now_ms = int(self._wall_clock() * 1000)
+        now_ms = self.clock.now_ms()
         self._teller.settle(now_ms)
         return self._teller.publish(now_ms, self.streams.__contains__) + self._teller.publish_open(now_ms)
 
@@ -306,7 +326,7 @@ class Generation:
     def _target(self, streams: int) -> float:
         factor = 1.0
         if self._settings.diurnal_enabled:
-            factor = diurnal_factor(local_hour(int(self._wall_clock() * 1000), self._zone))
+            factor = diurnal_factor(local_hour(self.clock.now_ms(), self._zone))
         self._stats.diurnal_factor = factor
         self._stats.group_target_eps = self._settings.target_eps * factor
         self._stats.target_eps = self._stats.group_target_eps * streams / self._shards
@@ -317,7 +337,7 @@ class Generation:
         self._halted = True
 
     async def _emit(self, stream: ShardStream, count: int) -> None:
-        now_ms = int(self._wall_clock() * 1000)
+        now_ms = self.clock.now_ms()
         teller = self._teller
         if teller is not None:  # never into a minute whose truth is published (a clock set back)
             now_ms = max(now_ms, teller.book.closed_through)
@@ -556,6 +576,8 @@ class GenerationAgent:
                 await teller.catch_up(since)
                 # Never into a minute a previous owner published (its clock may be ahead of this one).
                 teller.book.closed_through = max([teller.book.closed_through, *since.values()])
+                # A simulated clock that started over (a restart) goes on from there, not from START_TIME again.
+                generation.clock.not_before(teller.book.closed_through)
             except Exception as error:  # Kafka slow or away: stay paused, the next tick tries again
                 teller.book.drop(new)
                 log.warning("counting shards %s again from Kafka failed (%s); will retry", new, error)

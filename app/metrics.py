@@ -200,6 +200,8 @@ class DatagenCollector(Collector):
         yield _gauge("target_events_per_second", "This worker's share of the target rate.", stats.target_eps)
         yield _gauge("group_target_events_per_second", "The target rate of the whole APP_ID.", stats.group_target_eps)
         yield _gauge("diurnal_factor", "The diurnal factor of the target rate.", stats.diurnal_factor)
+        yield _gauge("simulated_time_seconds", "The simulated clock, epoch seconds.", stats.simulated_ms / 1000)
+        yield _gauge("backfilling", "1 while the generator makes history (BACKFILL), else 0.", int(stats.backfilling))
         yield _gauge("generation_shards", "Generation shards this worker emits.", len(stats.shards))
         state = GaugeMetricFamily(f"{PREFIX}generation_state", "The generator's state (1).", labels=["state"])
         state.add_metric([stats.state], 1)

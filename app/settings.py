@@ -14,6 +14,7 @@ from psycopg2.extensions import parse_dsn
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from app.exceptions import SettingsError
+from app.generation.clock import DURATION_ACCEPTS, START_ACCEPTS, parse_duration, parse_start
 
 #: What each kind of value accepts, said in the one-line error a bad value produces.
 PROBABILITY = "a number between 0 and 1"
@@ -70,6 +71,12 @@ class Settings(BaseModel):
         json_schema_extra={"accepts": "a whole number 1-10000000"},
     )
     diurnal_enabled: bool = Field(True, json_schema_extra={"accepts": "true or false"})
+    # The simulated clock (app.generation.clock).
+    start_time: str | None = Field(None, json_schema_extra={"accepts": START_ACCEPTS + ", or unset for now"})
+    speedup: float = Field(
+        1.0, gt=0, le=1_000_000, json_schema_extra={"accepts": "simulated seconds per wall second, > 0, <= 1000000"}
+    )
+    backfill: str | None = Field(None, json_schema_extra={"accepts": DURATION_ACCEPTS + ", or unset for none"})
     timezone: str = Field("UTC", json_schema_extra={"accepts": "an IANA time zone name such as Europe/Paris"})
     random_seed: int | None = Field(
         None, ge=0, le=2**63 - 1, json_schema_extra={"accepts": "a whole number 0-9223372036854775807, or unset"}
@@ -213,6 +220,20 @@ class Settings(BaseModel):
             raise ValueError("unknown time zone") from error
         return value
 
+    @field_validator("backfill")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not 0 < parse_duration(value) <= 3_650 * 86_400:
+            raise ValueError("not a duration of more than 0 and at most 3650 days")
+        return value
+
+    @field_validator("start_time")
+    @classmethod
+    def _iso_moment(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_start(value, ZoneInfo("UTC"))  # the offset-less reading in TIMEZONE parses alike
+        return value
+
     @field_validator("schema_registry_url")
     @classmethod
     def _registry_is_http_url(cls, value: str) -> str:
@@ -336,8 +357,24 @@ class Settings(BaseModel):
 
     @property
     def bucket_capacity(self) -> float:
-        """The token bucket's size in events: BURST_CAPACITY, or one second at the target rate."""
-        return self.burst_capacity if self.burst_capacity is not None else max(1.0, self.target_eps)
+        """The token bucket's size in events: BURST_CAPACITY, or one wall second at the target rate (TARGET_EPS is
+        per simulated second: x SPEEDUP)."""
+        return self.burst_capacity if self.burst_capacity is not None else max(1.0, self.target_eps * self.speedup)
+
+    @property
+    def start_ms(self) -> int | None:
+        """START_TIME in epoch milliseconds, or None for now."""
+        return None if self.start_time is None else parse_start(self.start_time, ZoneInfo(self.timezone))
+
+    @property
+    def backfill_ms(self) -> int:
+        """BACKFILL in milliseconds (0 when unset)."""
+        return 0 if self.backfill is None else round(parse_duration(self.backfill) * 1000)
+
+    @property
+    def simulated(self) -> bool:
+        """True when the simulated clock differs from the wall clock (START_TIME, SPEEDUP or BACKFILL set)."""
+        return self.start_time is not None or self.speedup != 1.0 or self.backfill is not None
 
     def display(self) -> dict[str, str]:
         """Every setting by its variable name, secrets masked: safe to log or show."""

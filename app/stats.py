@@ -57,6 +57,9 @@ class EmissionStats:
     pending: int = 0
     shortfall: int = 0
     state: str = "starting"
+    #: The simulated clock: where it stands (epoch ms, 0 before the first tick) and whether it is backfilling.
+    simulated_ms: int = 0
+    backfilling: bool = False
 
     def add(self, topic: str, count: int, now: float) -> None:
         """Count events emitted on ``topic``."""
@@ -78,6 +81,8 @@ class EmissionStats:
             "group_target_eps": round(self.group_target_eps, 3),
             "shards": list(self.shards),
             "diurnal_factor": round(self.diurnal_factor, 4),
+            "simulated_time": self.simulated_ms,
+            "backfilling": self.backfilling,
             "emitted": self.emitted,
             "rate_10s": round(sum(meter.rate(now, 10) for meter in self.meters.values()), 2),
             "rate_60s": round(sum(meter.rate(now, 60) for meter in self.meters.values()), 2),

@@ -63,6 +63,7 @@ def scrape(stats: EmissionStats, meters: AgentMeters, lag: Callable[[], dict[str
 
 def figures() -> EmissionStats:
     stats = EmissionStats(target_eps=2.5, group_target_eps=5.0, shards=[0, 3], diurnal_factor=0.9, state="running")
+    stats.simulated_ms, stats.backfilling = 1_795_996_800_500, True
     stats.add("orders.v1", 40, now=101.2)
     stats.add("orders.v1", 30, now=109.5)
     stats.add("customer-interactions.v1", 10, now=95.0)  # outside the last 10 s
@@ -94,6 +95,8 @@ def test_emission_is_exported_per_topic_with_counter_and_gauge_types() -> None:
         ("target_events_per_second", "gauge", 2.5),
         ("group_target_events_per_second", "gauge", 5.0),
         ("diurnal_factor", "gauge", 0.9),
+        ("simulated_time_seconds", "gauge", 1_795_996_800.5),
+        ("backfilling", "gauge", 1),
         ("generation_shards", "gauge", 2),
         ("late_events", "counter", 4),
         ("backpressure_waits", "counter", 5),
