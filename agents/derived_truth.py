@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
@@ -69,8 +69,11 @@ class DerivedTruth:
         *,
         incarnation: str | None = None,
         now_ms: int | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
-        """``decode(role, raw)`` reads a record of a role; ``connection``: Kafka's, for counting again."""
+        """``decode(role, raw)`` reads a record of a role; ``connection``: Kafka's, for counting again; ``clock``:
+        the agents' time in epoch ms, which their records are stamped on (the wall clock by default)."""
+        self._clock = clock or (lambda: int(time.time() * 1000))
         self.incarnation = incarnation or uuid.uuid4().hex[:12]
         self._app_id = app_id
         self._codec = codec
@@ -84,7 +87,7 @@ class DerivedTruth:
         #: Everything sent before this moment (epoch ms) is delivered or reported failed.
         self.settled_through = 0
         #: Nothing of this process before this moment is unpublished: no record of it comes before its start.
-        self.closed_through = minute_of(int(time.time() * 1000) if now_ms is None else now_ms)
+        self.closed_through = minute_of(self._clock() if now_ms is None else now_ms)
         #: Truth records sent and not yet known to be in Kafka: key -> (minute, value, when sent, of this process).
         self._pending: dict[str, tuple[int, bytes, int, bool]] = {}
         self._resend: list[str] = []
@@ -231,7 +234,7 @@ class DerivedTruth:
         found = await asyncio.to_thread(
             recount_derived, self._connection, self._kinds, self._decode, incarnations=claimed
         )
-        now_ms = int(time.time() * 1000)
+        now_ms = self._clock()
         keys = [
             self._send(source, minute, counts, now_ms, own=False) for (source, minute), counts in sorted(found.items())
         ]

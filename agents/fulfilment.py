@@ -33,6 +33,7 @@ from app.avro import AvroCodec
 from app.clients import kafka_config
 from app.decoding import RecordDecoder
 from app.derivation import DerivationConfig, inventory_change
+from app.derivation.clock import AgentClock
 from app.inventory.stockroom import StockReference
 from app.producer import EventProducer
 from app.retry import until_done
@@ -67,16 +68,26 @@ def ledger_for(
     settings: Settings,
     config: DerivationConfig,
     before_close: Callable[[], Awaitable[None]] | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> StockLedger:
     """The ledger CANON_INVENTORY names: the one place the mode is decided.
 
-    ``before_close`` (kafka mode) runs when the stock table stops, after the agents' last decision.
+    ``before_close`` (kafka mode) runs when the stock table stops, after the agents' last decision; ``clock``: the
+    agents' time in epoch ms (the wall clock by default).
     """
     timeout_ms = config.scaled_ms(settings.backorder_timeout_days)
     if settings.canon_inventory == "postgres":
-        return PostgresLedger(settings.pg_dsn.get_secret_value(), config, timeout_ms)
+        return PostgresLedger(settings.pg_dsn.get_secret_value(), config, timeout_ms, clock)
     topic = requests_topic(settings.app_id)
-    return KafkaLedger(app, topic, settings.topic_partitions, config, timeout_ms, before_close)
+    return KafkaLedger(app, topic, settings.topic_partitions, config, timeout_ms, before_close, clock)
+
+
+def agent_clock(settings: Settings) -> AgentClock:
+    """The agents' clock, starting where the generator's simulated clock starts (START_TIME - BACKFILL, or now)."""
+    start = settings.start_ms
+    if settings.backfill_ms:
+        start = (round(time.time() * 1000) if start is None else start) - settings.backfill_ms
+    return AgentClock(start, settings.speedup)
 
 
 class FulfilmentAgents:
@@ -93,7 +104,10 @@ class FulfilmentAgents:
         self.stats = stats
         self.counts = stats.agents
         mirroring = settings.mirror_inventory_to_db and settings.canon_inventory == "kafka"
-        self.ledger = ledger_for(app, settings, self._config, self._flush_mirror if mirroring else None)
+        self.clock = agent_clock(settings)
+        self.ledger = ledger_for(
+            app, settings, self._config, self._flush_mirror if mirroring else None, self.clock.now_ms
+        )
         self.reference: StockReference | None = None
         self._producer: EventProducer | None = None
         self._orders: OrdersAgent | None = None
@@ -143,6 +157,7 @@ class FulfilmentAgents:
                 topics,
                 lambda role, raw: decoder.decode(topics[role], raw),
                 kafka_config(settings),
+                clock=self.clock.now_ms,
             )
             # Before anything is sent: a process killed at once is known, and its records counted by another.
             marks, incarnation, since = self._marks, truth.incarnation, truth.truth_from()
@@ -153,6 +168,7 @@ class FulfilmentAgents:
             queue_max=settings.producer_queue_max,
             failures=None if truth is None else truth.report,
         )
+        producer.clock = self.clock.now_ms
         if truth is not None:
             truth.attach(producer)
         intake = Intake(decoder, producer, self._topics["dead_letter"], self.counts)
@@ -167,6 +183,7 @@ class FulfilmentAgents:
             self.stopping,
             products=frozenset(reference.skus),
             truth=truth,
+            clock=self.clock,
         )
         self._stock = StockAgent(
             self.ledger,
@@ -178,6 +195,7 @@ class FulfilmentAgents:
             self.counts,
             self.stopping,
             truth=truth,
+            clock=self.clock,
         )
         self._stock.start(reference)
         await self.ledger.start(reference)
@@ -238,7 +256,7 @@ class FulfilmentAgents:
         if truth is None or producer is None or not self._ready.is_set() or self._stopping:
             return
         truth.settle(producer.drained_ms)
-        now_ms = int(time.time() * 1000)
+        now_ms = self.clock.now_ms()
         # Idle agents: no batch waits for its deliveries, so wait here.
         if truth.unsettled(now_ms) and await asyncio.to_thread(producer.flush, TRUTH_SECONDS) == 0:
             truth.settle(now_ms)
@@ -247,7 +265,7 @@ class FulfilmentAgents:
                 await truth.resolve()
             except Exception as error:  # Kafka slow or away: those minutes wait, the next tick tries again
                 log.warning("counting timed-out records again from Kafka failed (%s); will retry", error)
-        truth.publish(int(time.time() * 1000))
+        truth.publish(self.clock.now_ms())
         self._in_background("mark", self._mark_truth)
         if time.monotonic() - self._recovered_at >= RECOVER_SECONDS:
             self._recovered_at = time.monotonic()
@@ -287,13 +305,13 @@ class FulfilmentAgents:
         truth, producer = self.truth, self._producer
         if truth is None or producer is None:
             return
-        settled_ms = int(time.time() * 1000)
+        settled_ms = self.clock.now_ms()
         if await asyncio.to_thread(producer.flush, SHUTDOWN_FLUSH_SECONDS) != 0:
             log.warning("agents' truth: records undelivered at exit; another worker counts them from Kafka")
             return
         truth.settle(settled_ms)
         truth.publish(settled_ms, everything=True)
-        settled_ms = int(time.time() * 1000)
+        settled_ms = self.clock.now_ms()
         if await asyncio.to_thread(producer.flush, SHUTDOWN_FLUSH_SECONDS) != 0:
             return
         truth.settle(settled_ms)
@@ -353,7 +371,7 @@ class FulfilmentAgents:
 
     def _send_opening_balances(self, reference: StockReference, producer: EventProducer) -> int:
         """The seeded stock as RESTOCK requests: the ledger applies each once and writes it to the topic."""
-        now_ms = int(time.time() * 1000)
+        now_ms = self.clock.now_ms()
         headers = headers_of(OPENING)
         sent = 0
         for (product_id, warehouse_id), on_hand in sorted(reference.opening.items()):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -92,7 +91,7 @@ async def deliver(producer: EventProducer, what: str, stopping: Callable[[], boo
     waited = 0.0
     while True:
         # Taken here, on the thread that sends: a record stamped before it was queued before it.
-        started_ms = int(time.time() * 1000)
+        started_ms = producer.clock()
         left = await asyncio.to_thread(producer.flush, DELIVERY_WAIT)
         if left == 0:
             producer.drained_ms = max(producer.drained_ms, started_ms)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,7 +25,7 @@ import faust
 from faust.types import TableT
 from mode import BaseSignalT
 
-from agents.ledger import Batch, Decided, Record, Request, run_requests
+from agents.ledger import Batch, Decided, Record, Request, run_requests, wall_ms
 from app.derivation import DerivationConfig
 from app.inventory import StockState
 from app.inventory.stockroom import Backorder, ProductStock, Scheduled, StockReference, Stockroom
@@ -51,8 +50,11 @@ class KafkaLedger:
         config: DerivationConfig,
         timeout_ms: int,
         before_close: Callable[[], Awaitable[None]] | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
-        """``before_close`` is awaited when the stock table stops: the agents decide nothing after it."""
+        """``before_close`` is awaited when the stock table stops: the agents decide nothing after it; ``clock``:
+        epoch ms of the agents' time, at which a batch is decided (the wall clock by default)."""
+        self._clock = clock or wall_ms
         self._app = app
         self._source = source_topic
         self._config = config
@@ -99,7 +101,7 @@ class KafkaLedger:
             self._backlogs.__getitem__,
             self._take_item,
             self._stockroom().opening,
-            int(time.time() * 1000),
+            self._clock(),
             decided.counts,
         )
         await self._persist(batch, decided)

@@ -7,6 +7,7 @@ records to send, already durable in an outbox; it tells the ledger when Kafka ha
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,11 @@ from app.inventory.stockroom import Backorder, Outcome, ProductStock, Scheduled,
 
 #: (role, key, value): a record the ledger decided, to be encoded and sent.
 Record = tuple[str, str, dict[str, Any]]
+
+
+def wall_ms() -> int:
+    """The wall clock in epoch milliseconds: the agents' time when no simulated clock is given."""
+    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from agents.intake import Intake, deliver
 from agents.requests import ORDER, headers_of, order_request
 from app.avro import AvroCodec
 from app.derivation import DerivationConfig, Stage, decide_payment, rng_for, validate_order
+from app.derivation.clock import AgentClock
 from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
 from app.truth import DUPLICATE_HEADER, header
@@ -46,9 +47,11 @@ class OrdersAgent:
         stopping: Callable[[], bool],
         products: Collection[int] = (),
         truth: DerivedTruth | None = None,
+        clock: AgentClock | None = None,
     ) -> None:
         """``products``: the catalogue's product ids; an order of any other is dead-lettered before its payment.
-        ``truth`` counts the payments sent (TRUTH_ENABLED)."""
+        ``truth`` counts the payments sent (TRUTH_ENABLED); ``clock`` stamps them (the wall clock by default)."""
+        self._clock = clock or AgentClock()
         self._intake = intake
         self._products = products
         self._codec = codec
@@ -104,18 +107,20 @@ class OrdersAgent:
         if header(event.message.headers, DUPLICATE_HEADER) is not None:
             self._counts["duplicates skipped"] += 1  # the generator's deliberate second copy: decided once
             return
+        self._clock.saw(int(event.message.timestamp * 1000))
         order = await self._intake.value(event, self._topics["orders"], self._validate, "order", "invalid_order")
         if order is None:
             return
         order_id = str(order["order_id"])
         payment = decide_payment(order, self._config, rng_for(self._config.seed, order_id, Stage.PAYMENT))
-        now_ms = int(time.time() * 1000)
+        now_ms = self._clock.now_ms()
         send = self._producer.send_surely
         if payment is not None:
             encoded = self._codec.encode("payments", payment)
-            send(self._topics["payments"], order_id.encode(), encoded, now_ms, self._payment_headers)
+            stamp = self._clock.stamp(payment.get("event_time"))
+            send(self._topics["payments"], order_id.encode(), encoded, stamp, self._payment_headers)
             if self._truth is not None:
-                self._truth.count(AGENT, "payments", payment, now_ms)
+                self._truth.count(AGENT, "payments", payment, stamp)
             self._counts["payments"] += 1
         message = event.message
         request = order_request(order, payment, message.partition, message.offset)

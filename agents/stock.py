@@ -28,6 +28,7 @@ from agents.ledger import Decided, Request, StockLedger
 from agents.requests import CHANGE, DUE, OPENING, ORDER, OrderRequest, headers_of, kind_of, read_order_request
 from app.avro import AvroCodec
 from app.derivation import validate_order
+from app.derivation.clock import AgentClock
 from app.inventory import validate_change
 from app.inventory.stockroom import StockReference
 from app.metrics import BatchMeter, agent_meters
@@ -76,8 +77,11 @@ class StockAgent:
         counts: Counter[str],
         stopping: Callable[[], bool],
         truth: DerivedTruth | None = None,
+        clock: AgentClock | None = None,
     ) -> None:
-        """``truth`` counts the shipments and inventory changes sent (TRUTH_ENABLED)."""
+        """``truth`` counts the shipments and inventory changes sent (TRUTH_ENABLED); ``clock`` stamps them and says
+        what is due (the wall clock by default; the ledger must read the same clock)."""
+        self._clock = clock or AgentClock()
         self._ledger = ledger
         self._stopping = stopping
         self._intake = intake
@@ -174,7 +178,7 @@ class StockAgent:
     async def send_due(self) -> None:
         """The schedule timer: a request for each item that fell due, to the item's product's partition. While the
         ledger's database does not answer, nothing is sent: the items are still due at the next tick."""
-        now_ms = int(time.time() * 1000)
+        now_ms = self._clock.now_ms()
         try:
             due = await self._ledger.due(now_ms)
         except UNREACHABLE as error:
@@ -190,17 +194,18 @@ class StockAgent:
         """Hand the records to the producer; none once the worker is stopping (they stay in the outbox)."""
         if self._stopping():
             return
-        now_ms = int(time.time() * 1000)
         encode, send, headers = self._codec.encode, self._producer.send_surely, self._record_headers
-        for role, key, value in decided.records:
-            send(self._topics[role], key.encode(), encode(role, value), now_ms, headers)
+        stamps = [self._clock.stamp(value.get("event_time")) for _, _, value in decided.records]
+        for (role, key, value), at in zip(decided.records, stamps, strict=True):
+            send(self._topics[role], key.encode(), encode(role, value), at, headers)
         if self._truth is not None:
             count = self._truth.count
-            for role, _, value in decided.records:
-                count(AGENT, role, value, now_ms)
+            for (role, _, value), at in zip(decided.records, stamps, strict=True):
+                count(AGENT, role, value, at)
 
     async def _request(self, event: EventT) -> Request | None:
         message = event.message
+        self._clock.saw(int(message.timestamp * 1000))
         if header(message.headers, DUPLICATE_HEADER) is not None:
             self._counts["duplicates skipped"] += 1  # the generator's deliberate second copy: decided once
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,8 @@ class EventProducer:
         #: A moment (epoch ms, taken on the sending thread) at which every record queued before it was delivered
         #: or reported failed: set by whoever saw the queue empty after it (``agents.intake.deliver``).
         self.drained_ms = 0
+        #: Epoch ms as the records are stamped (the agents' clock, set by their owner): what ``drained_ms`` is read on.
+        self.clock: Callable[[], int] = lambda: int(time.time() * 1000)
         self._failures = failures
         self._producer = Producer(config)
 

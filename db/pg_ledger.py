@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
 import aiopg
 
-from agents.ledger import Batch, Decided, Request, run_requests
+from agents.ledger import Batch, Decided, Request, run_requests, wall_ms
 from agents.requests import DUE, OPENING
 from app.derivation import DerivationConfig
 from app.inventory import StockState
@@ -54,7 +55,11 @@ LEDGER_DDL_LOCK_KEY = 0x52_44_47_4C_45_44_47
 class PostgresLedger:
     """The stock in Postgres rows; each batch one transaction."""
 
-    def __init__(self, dsn: str, config: DerivationConfig, timeout_ms: int) -> None:
+    def __init__(
+        self, dsn: str, config: DerivationConfig, timeout_ms: int, clock: Callable[[], int] | None = None
+    ) -> None:
+        """``clock``: epoch ms of the agents' time, at which a batch is decided (the wall clock by default)."""
+        self._clock = clock or wall_ms
         self._dsn = dsn
         self._config = config
         self._timeout_ms = timeout_ms
@@ -121,7 +126,7 @@ class PostgresLedger:
                         items.pop(item_id) if item_id in items and items[item_id].product_id == product_id else None
                     ),
                     opening,
-                    int(time.time() * 1000),
+                    self._clock(),
                     decided.counts,
                 )
                 await self._save(cursor, batch, decided)

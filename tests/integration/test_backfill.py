@@ -1,21 +1,34 @@
 """BACKFILL against the real broker: one simulated day of history at TARGET_EPS=10, made as fast as Kafka takes it,
 holds 0.9 x 86,400 x 10 events within 1%, its hourly counts follow the diurnal curve, and the truth topic's counts
-of those simulated minutes equal a recount of the topics read to their high watermarks."""
+of those simulated minutes equal a recount of the topics read to their high watermarks. With the agents on, what
+they derive from a backfill is stamped on the simulated clock, never before its order, and their truth holds."""
 
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.serialization import MessageField, SerializationContext
+from prometheus_client.parser import text_string_to_metric_families
 
+from agents.intake import millis
 from app.generation.rate import diurnal_factor
 from app.truth import SHARD_HEADER, header, minute_of
-from tests.integration.test_truth import latest_truth
-from tests.support import KAFKA_BOOTSTRAP, http_get, run_worker, unique_topics, wait_for
+from tests.integration.test_truth import as_truth, count_derived, latest_truth, read_all
+from tests.support import (
+    KAFKA_BOOTSTRAP,
+    http_get,
+    registry_client,
+    run_worker,
+    topic_deserializer,
+    unique_topics,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +116,76 @@ def test_a_backfilled_day_holds_its_events_on_the_diurnal_curve_and_its_truth(tm
         if who.lstrip("-").isdigit() and minute < START_MS:
             told[int(who), minute] = sum(value["records"].values())
     assert told == Counter(history)
+
+
+def consumer_lag(worker_url: str, topic: str) -> float | None:
+    """The agents' lag on ``topic`` (input events not yet decided) as GET /metrics exports it."""
+    with urllib.request.urlopen(worker_url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == "retail_datagen_consumer_lag_records":
+            for sample in family.samples:
+                if sample.labels.get("topic") == topic:
+                    return sample.value
+    return None
+
+
+def test_the_agents_stamp_a_backfill_on_the_simulated_clock_and_tell_its_truth(tmp_path: Path) -> None:
+    topics = unique_topics("backfill-agents")
+    settings = {
+        **topics,
+        "TARGET_EPS": "20",
+        "START_TIME": START,
+        "BACKFILL": "1h",
+        "CANON_INVENTORY": "kafka",
+        "P_DUPLICATE": "0.01",
+    }
+    with run_worker(tmp_path, settings) as worker:
+
+        def decided() -> bool:
+            assert worker.process.poll() is None, worker.log()[-4000:]
+            try:
+                status, stats = http_get(worker.url + "/stats/?local")
+                lag = consumer_lag(worker.url, topics["TOPIC_ORDERS"])
+            except OSError:  # not listening yet
+                return False
+            caught_up = status == 200 and not stats["backfilling"] and stats["simulated_time"] >= START_MS + 70_000
+            return caught_up and lag is not None and lag < 100
+
+        wait_for(decided, "the backfill to catch up and the agents to decide its orders", timeout=600)
+    deserializer = topic_deserializer(registry_client())
+
+    def decoded(topic: str) -> list[tuple[str, int, dict]]:
+        found = []
+        for message in read_all(topic):
+            if header(message.headers(), "x-datagen-bad-record") is not None:
+                continue
+            value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
+            found.append(((message.key() or b"").decode(), message.timestamp()[1], millis(value)))
+        return found
+
+    ordered = {key: stamp for key, stamp, _ in decoded(topics["TOPIC_ORDERS"])}
+    assert min(ordered.values()) >= START_MS - HOUR_MS
+    payments, shipments = decoded(topics["TOPIC_PAYMENTS"]), decoded(topics["TOPIC_SHIPMENTS"])
+    assert len(payments) > 1_000
+    assert len(shipments) > 500
+    for key, stamp, value in payments + shipments:
+        assert key in ordered, f"a derived record of order {key}, which is not on the orders topic"
+        assert stamp >= ordered[key], (key, stamp, ordered[key])  # never stamped before its order
+        assert value["event_time"] <= stamp, (key, value, stamp)  # nor its event time after its timestamp
+        # On the simulated clock (two days behind the wall clock), with at most two minutes of handling ahead.
+        assert stamp <= START_MS + 10 * 60_000, (key, stamp)
+    changes = [entry for entry in decoded(topics["TOPIC_INVENTORY_CHANGES"])]
+    derived_changes = [(stamp, value) for _, stamp, value in changes if value["change_type"] == "SALE"]
+    assert derived_changes
+    for stamp, value in derived_changes:
+        assert value["event_time"] <= stamp <= START_MS + 10 * 60_000
+        assert value["source_id"] in ordered
+
+    truth = latest_truth(topics["TOPIC_TRUTH"])
+    derived = count_derived([topics["TOPIC_PAYMENTS"], topics["TOPIC_SHIPMENTS"], topics["TOPIC_INVENTORY_CHANGES"]])
+    told = {key: as_truth(value) for key, value in truth.items() if ":" in key[0]}
+    assert set(told) == set(derived), sorted(set(told) ^ set(derived))
+    differing = {key: (told[key], derived[key]) for key in told if told[key] != derived[key]}
+    assert not differing, differing
+    assert min(minute for _, minute in told) >= START_MS - HOUR_MS

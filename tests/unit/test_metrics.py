@@ -228,6 +228,10 @@ class Producer:
     sent: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     drained_ms: int = 0
 
+    @staticmethod
+    def clock() -> int:
+        return 1_700_000_000_000
+
     def send_surely(self, topic: str, key: bytes, value: bytes, timestamp_ms: int, headers: Any = None) -> None:
         self.sent.append((topic, key, value))
 

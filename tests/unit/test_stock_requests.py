@@ -50,7 +50,7 @@ def test_only_restocks_and_damage_are_taken_as_requests(change_type: str, delta:
     intake = Intake(change(change_type, delta))
     agent = StockAgent(None, intake, None, None, {"inventory_changes": "ic"}, "req", Counter(), lambda: False)  # type: ignore[arg-type]
     agent.start(StockReference(warehouses={1: None}, opening={}, skus={7: "SKU-7"}, policies={}))  # type: ignore[dict-item]
-    message = SimpleNamespace(key=b"7", headers=headers_of(CHANGE), partition=0, offset=3)
+    message = SimpleNamespace(key=b"7", headers=headers_of(CHANGE), partition=0, offset=3, timestamp=1_700_000_000.0)
     request = asyncio.run(agent._request(SimpleNamespace(message=message, value=b"")))  # type: ignore[arg-type]
     if refused is None:
         assert request is not None
