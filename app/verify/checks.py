@@ -33,6 +33,8 @@ class Reference:
     #: product_id -> its SKU.
     products: dict[int, str]
     warehouses: frozenset[int]
+    #: product_id -> its unit cost in cents (products.cost_cents): what an order's margin is taken against.
+    costs: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,15 @@ def records(evidence: Evidence) -> list[CheckResult]:
 
 
 def orders(evidence: Evidence) -> list[CheckResult]:
-    """1 to 5 units (62% one), and orders placed from a session follow its cart add."""
+    """1 to 5 units (62% one), orders placed from a session follow its cart add, and no order sells below cost."""
     seen, expected = evidence.seen, evidence.expected
     placed = relations.orders_from_carts(seen.session_orders, seen.carts)
+    below, margins, costed = relations.margins(seen.orders, evidence.reference.costs)
+    shown = ", ".join(f"{cents / 100:,.2f} {currency}" for currency, cents in sorted(margins.items())) or "none"
     return [
         *shares_check("orders.quantity", seen.quantities, expected.quantity, "orders", expected.z),
         exact("orders.from_carts", placed, len(seen.session_orders), "orders placed from a session"),
+        exact("orders.margin", below, costed, f"orders at or above their product's cost (margin {shown})"),
     ]
 
 

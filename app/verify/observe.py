@@ -77,6 +77,7 @@ class OrderFacts(NamedTuple):
     quantity: int
     amount: int
     currency: str
+    unit_price: int = 0
 
 
 class PaymentFacts(NamedTuple):
@@ -331,7 +332,12 @@ class Collector:
             seen.keys.add(f"{record.topic}: key is not the order_id", order_id)
         quantity = int(value["quantity"])
         seen.orders[order_id] = OrderFacts(
-            int(value["user_id"]), int(value["product_id"]), quantity, int(value["amount"]), str(value["currency"])
+            int(value["user_id"]),
+            int(value["product_id"]),
+            quantity,
+            int(value["amount"]),
+            str(value["currency"]),
+            int(value["unit_price"]),
         )
         seen.quantities[str(quantity)] += 1
         seen.users.add(int(value["user_id"]))

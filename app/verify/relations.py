@@ -117,6 +117,23 @@ def orders_from_carts(
     return problems
 
 
+def margins(orders: Mapping[str, OrderFacts], costs: Mapping[int, int]) -> tuple[Problems, Counter[str], int]:
+    """Orders priced below their product's unit cost (a defect: prices never go below cost), the margin in cents
+    by currency, (unit_price - cost) x quantity summed, and how many orders had a known cost."""
+    problems: Problems = Problems()
+    margin: Counter[str] = Counter()
+    costed = 0
+    for order_id, order in orders.items():
+        cost = costs.get(order.product_id)
+        if cost is None:
+            continue  # an unknown product: references.product_id says so
+        costed += 1
+        if order.unit_price < cost:
+            problems.add("an order priced below its product's cost", f"{order_id} at {order.unit_price} < {cost}")
+        margin[order.currency] += (order.unit_price - cost) * order.quantity
+    return problems, margin, costed
+
+
 def missing(referenced: Iterable[int], existing: set[int] | frozenset[int], what: str) -> Problems:
     """Each referenced id that no row holds."""
     problems = Problems()

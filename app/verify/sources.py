@@ -46,15 +46,16 @@ def read_reference(
     try:
         with closing(connect(dsn, timeout)) as conn, conn.cursor() as cursor:
             known_users = _existing(cursor, "select user_id from users where user_id = any(%s)", users)
-            known_products = dict(
-                _rows(cursor, "select product_id, sku from products where product_id = any(%s)", products)
-            )
+            statement = "select product_id, sku, cost_cents from products where product_id = any(%s)"
+            rows = _rows(cursor, statement, products)
+            known_products = {int(product_id): str(sku) for product_id, sku, _ in rows}
+            costs = {int(product_id): int(cost) for product_id, _, cost in rows}
             known_warehouses = _existing(
                 cursor, "select warehouse_id from warehouses where warehouse_id = any(%s)", warehouses
             )
     except psycopg2.Error as error:
         raise _failed("reading the reference tables", error) from error
-    return Reference(frozenset(known_users), known_products, frozenset(known_warehouses))
+    return Reference(frozenset(known_users), known_products, frozenset(known_warehouses), costs)
 
 
 def read_stock(dsn: str, timeout: float) -> tuple[OnHand, list[str], int]:

@@ -30,6 +30,7 @@ EVERY_CHECK = {
     "records.derived_ids",
     *(f"orders.quantity.{units}" for units in range(1, 6)),
     "orders.from_carts",
+    "orders.margin",
     "sessions.funnel",
     "sessions.cart_after_product_view",
     "payments.share",
@@ -381,3 +382,18 @@ def _value(record: Record) -> dict[str, object]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def test_the_margin_is_price_less_cost_per_unit_and_an_order_below_cost_fails(run: SyntheticRun) -> None:
+    evidence = run.evidence()
+    (margin,) = [result for result in checks.orders(evidence) if result.name == "orders.margin"]
+    units = sum(order.quantity for order in evidence.seen.orders.values())
+    assert margin.status == PASS
+    assert margin.n == len(evidence.seen.orders)
+    assert f"margin {units * 70 / 100:,.2f} USD" in margin.detail  # 250 - 180 cents a unit
+    cheaper = {product: 251 for product in evidence.reference.costs}  # every order now sells a cent below cost
+    below = dataclasses.replace(evidence, reference=dataclasses.replace(evidence.reference, costs=cheaper))
+    (margin,) = [result for result in checks.orders(below) if result.name == "orders.margin"]
+    assert margin.status == FAIL
+    assert margin.observed == len(evidence.seen.orders)
+    assert "priced below its product's cost" in margin.detail

@@ -27,6 +27,8 @@ from app.verify.observe import BAD_HEADER, Collector, Record
 
 START_MS = 1_700_000_000_000
 PRODUCTS = range(1, 21)
+#: Every product's unit cost in cents: the synthetic orders are priced at 250, so each unit earns 70.
+COST = 180
 WAREHOUSES = (1, 2, 3)
 USERS = range(1, 301)
 OPENING_UNITS = 1_000
@@ -106,7 +108,8 @@ class SyntheticRun:
     def evidence(self, collector: Collector | None = None, **stock: Any) -> Evidence:
         """What the checks judge: the records collected, every reference known, the stock held as the topic says."""
         seen = (collector or self.collect()).observations
-        reference = Reference(frozenset(USERS), {p: f"SKU-{p}" for p in PRODUCTS}, frozenset(WAREHOUSES))
+        costs = {p: COST for p in PRODUCTS}
+        reference = Reference(frozenset(USERS), {p: f"SKU-{p}" for p in PRODUCTS}, frozenset(WAREHOUSES), costs)
         held = {
             "postgres": dict(self.fold),
             "postgres_reason": "",
