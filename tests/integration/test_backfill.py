@@ -189,3 +189,56 @@ def test_the_agents_stamp_a_backfill_on_the_simulated_clock_and_tell_its_truth(t
     differing = {key: (told[key], derived[key]) for key in told if told[key] != derived[key]}
     assert not differing, differing
     assert min(minute for _, minute in told) >= START_MS - HOUR_MS
+
+
+def test_stock_stays_within_bounds_over_a_simulated_week(tmp_path: Path) -> None:
+    """A week of history with real lead times (LEAD_TIME_SCALE=1): the background restocks replace what ships, the
+    stock agent reorders what runs low, so the total on hand ends every simulated day within half and one and a half
+    times the opening stock, and no (product, warehouse) ever goes below zero."""
+    topics = unique_topics("backfill-week")
+    settings = {
+        **topics,
+        "TARGET_EPS": "0.25",
+        "START_TIME": START,
+        "BACKFILL": "7d",
+        "LEAD_TIME_SCALE": "1",
+        "CANON_INVENTORY": "kafka",
+        "N_PRODUCTS": "100",
+        "N_WAREHOUSES": "3",
+        "RANDOM_SEED": "17",
+    }
+    with run_worker(tmp_path, settings) as worker:
+
+        def decided() -> bool:
+            assert worker.process.poll() is None, worker.log()[-4000:]
+            try:
+                status, stats = http_get(worker.url + "/stats/?local")
+                lag = consumer_lag(worker.url, topics["TOPIC_ORDERS"])
+            except OSError:  # not listening yet
+                return False
+            caught_up = status == 200 and not stats["backfilling"] and stats["simulated_time"] >= START_MS + 70_000
+            return caught_up and lag == 0
+
+        wait_for(decided, "a week's backfill to catch up and the agents to decide its orders", timeout=900)
+    deserializer = topic_deserializer(registry_client())
+    topic = topics["TOPIC_INVENTORY_CHANGES"]
+    changes = []
+    for message in read_all(topic):
+        if header(message.headers(), "x-datagen-bad-record") is None:
+            value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
+            changes.append((message.timestamp()[1], value))
+    changes.sort(key=lambda change: change[0])
+    opening = sum(value["delta"] for _, value in changes if value["change_id"].startswith("opening-"))
+    assert opening > 0
+    kinds = Counter(value["change_type"] for _, value in changes if not value["change_id"].startswith("opening-"))
+    assert kinds["SALE"] > 10_000
+    assert kinds["RESTOCK"] > 1_000
+    held: Counter[tuple[int, int]] = Counter()
+    totals: dict[int, int] = {}
+    for stamp, value in changes:
+        place = (value["product_id"], value["warehouse_id"])
+        held[place] += value["delta"]
+        assert held[place] >= 0, (place, stamp, value)
+        totals[(stamp - (START_MS - 7 * DAY_MS)) // DAY_MS] = sum(held.values())
+    days = [totals[day] for day in range(7)]
+    assert all(0.5 * opening <= total <= 1.5 * opening for total in days), (opening, days)
