@@ -22,6 +22,7 @@ from app.truth import SHARD_HEADER, header, minute_of
 from tests.integration.test_truth import as_truth, count_derived, latest_truth, read_all
 from tests.support import (
     KAFKA_BOOTSTRAP,
+    Worker,
     http_get,
     registry_client,
     run_worker,
@@ -65,6 +66,24 @@ def minute_counts(topics: list[str]) -> Counter[tuple[int, int]]:
     return counts
 
 
+def wait_caught_up(worker: Worker, orders_topic: str | None = None, most_lag: float = 0, timeout: float = 600) -> None:
+    """Until the backfill is over and the clock a minute past the start (every minute of the history is over and
+    its truth published); with ``orders_topic``, also until the agents' lag on it is at most ``most_lag``."""
+
+    def caught_up() -> bool:
+        assert worker.process.poll() is None, worker.log()[-4000:]
+        try:
+            status, stats = http_get(worker.url + "/stats/?local")
+            lag = None if orders_topic is None else consumer_lag(worker.url, orders_topic)
+        except OSError:  # not listening yet
+            return False
+        live = status == 200 and not stats["backfilling"] and stats["simulated_time"] >= START_MS + 70_000
+        return live and (orders_topic is None or (lag is not None and lag <= most_lag))
+
+    agents = " and the agents to decide its orders" if orders_topic else ""
+    wait_for(caught_up, "the backfill to catch up" + agents, timeout=timeout)
+
+
 def expected_events(from_ms: int, to_ms: int) -> float:
     """TARGET_EPS x the diurnal factor (UTC) integrated over [from_ms, to_ms), one-second midpoint steps."""
     return sum(
@@ -83,17 +102,7 @@ def test_a_backfilled_day_holds_its_events_on_the_diurnal_curve_and_its_truth(tm
         "AGENTS_ENABLED": "false",
     }
     with run_worker(tmp_path, settings) as worker:
-
-        def caught_up() -> bool:
-            assert worker.process.poll() is None, worker.log()[-4000:]
-            try:
-                status, stats = http_get(worker.url + "/stats/?local")
-            except OSError:  # not listening yet
-                return False
-            # Live, and a minute past the start: every minute of the history is over and its truth published.
-            return status == 200 and not stats["backfilling"] and stats["simulated_time"] >= START_MS + 70_000
-
-        wait_for(caught_up, "the backfill to catch up with the live clock", timeout=600)
+        wait_caught_up(worker)
     generated = [topics[name] for name in ("TOPIC_ORDERS", "TOPIC_CUSTOMER_INTERACTIONS", "TOPIC_INVENTORY_CHANGES")]
     counts = minute_counts(generated)
     assert min(minute for _, minute in counts) >= START_MS - DAY_MS  # nothing before the backfill's start
@@ -116,6 +125,18 @@ def test_a_backfilled_day_holds_its_events_on_the_diurnal_curve_and_its_truth(tm
         if who.lstrip("-").isdigit() and minute < START_MS:
             told[int(who), minute] = sum(value["records"].values())
     assert told == Counter(history)
+
+
+def decoded(topic: str) -> list[tuple[str, int, dict]]:
+    """(key, record timestamp, value with epoch-ms times) of every good record of ``topic`` (bad ones left out), read
+    to the high watermarks."""
+    deserializer = topic_deserializer(registry_client())
+    found = []
+    for message in read_all(topic):
+        if header(message.headers(), "x-datagen-bad-record") is None:
+            value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
+            found.append(((message.key() or b"").decode(), message.timestamp()[1], millis(value)))
+    return found
 
 
 def consumer_lag(worker_url: str, topic: str) -> float | None:
@@ -141,29 +162,7 @@ def test_the_agents_stamp_a_backfill_on_the_simulated_clock_and_tell_its_truth(t
         "P_DUPLICATE": "0.01",
     }
     with run_worker(tmp_path, settings) as worker:
-
-        def decided() -> bool:
-            assert worker.process.poll() is None, worker.log()[-4000:]
-            try:
-                status, stats = http_get(worker.url + "/stats/?local")
-                lag = consumer_lag(worker.url, topics["TOPIC_ORDERS"])
-            except OSError:  # not listening yet
-                return False
-            caught_up = status == 200 and not stats["backfilling"] and stats["simulated_time"] >= START_MS + 70_000
-            return caught_up and lag is not None and lag < 100
-
-        wait_for(decided, "the backfill to catch up and the agents to decide its orders", timeout=600)
-    deserializer = topic_deserializer(registry_client())
-
-    def decoded(topic: str) -> list[tuple[str, int, dict]]:
-        found = []
-        for message in read_all(topic):
-            if header(message.headers(), "x-datagen-bad-record") is not None:
-                continue
-            value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
-            found.append(((message.key() or b"").decode(), message.timestamp()[1], millis(value)))
-        return found
-
+        wait_caught_up(worker, topics["TOPIC_ORDERS"], most_lag=100)
     ordered = {key: stamp for key, stamp, _ in decoded(topics["TOPIC_ORDERS"])}
     assert min(ordered.values()) >= START_MS - HOUR_MS
     payments, shipments = decoded(topics["TOPIC_PAYMENTS"]), decoded(topics["TOPIC_SHIPMENTS"])
@@ -175,7 +174,7 @@ def test_the_agents_stamp_a_backfill_on_the_simulated_clock_and_tell_its_truth(t
         assert value["event_time"] <= stamp, (key, value, stamp)  # nor its event time after its timestamp
         # On the simulated clock (two days behind the wall clock), with at most two minutes of handling ahead.
         assert stamp <= START_MS + 10 * 60_000, (key, stamp)
-    changes = [entry for entry in decoded(topics["TOPIC_INVENTORY_CHANGES"])]
+    changes = decoded(topics["TOPIC_INVENTORY_CHANGES"])
     derived_changes = [(stamp, value) for _, stamp, value in changes if value["change_type"] == "SALE"]
     assert derived_changes
     for stamp, value in derived_changes:
@@ -208,25 +207,8 @@ def test_stock_stays_within_bounds_over_a_simulated_week(tmp_path: Path) -> None
         "RANDOM_SEED": "17",
     }
     with run_worker(tmp_path, settings) as worker:
-
-        def decided() -> bool:
-            assert worker.process.poll() is None, worker.log()[-4000:]
-            try:
-                status, stats = http_get(worker.url + "/stats/?local")
-                lag = consumer_lag(worker.url, topics["TOPIC_ORDERS"])
-            except OSError:  # not listening yet
-                return False
-            caught_up = status == 200 and not stats["backfilling"] and stats["simulated_time"] >= START_MS + 70_000
-            return caught_up and lag == 0
-
-        wait_for(decided, "a week's backfill to catch up and the agents to decide its orders", timeout=900)
-    deserializer = topic_deserializer(registry_client())
-    topic = topics["TOPIC_INVENTORY_CHANGES"]
-    changes = []
-    for message in read_all(topic):
-        if header(message.headers(), "x-datagen-bad-record") is None:
-            value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
-            changes.append((message.timestamp()[1], value))
+        wait_caught_up(worker, topics["TOPIC_ORDERS"], timeout=900)
+    changes = [(stamp, value) for _, stamp, value in decoded(topics["TOPIC_INVENTORY_CHANGES"])]
     changes.sort(key=lambda change: change[0])
     opening = sum(value["delta"] for _, value in changes if value["change_id"].startswith("opening-"))
     assert opening > 0

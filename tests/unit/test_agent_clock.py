@@ -19,22 +19,15 @@ from app.settings import load_settings
 from app.truth import minute_of
 from tests.unit.test_derivation_support import make_order
 from tests.unit.test_derived_truth import TOPICS, StubCodec, truth
+from tests.unit.test_generation_support import FrozenWall
 
 DAY_MS = 86_400_000
 #: 2026-11-29T00:00:00Z, simulated: long before the wall clock of these tests.
 SIMULATED_MS = 1_795_910_400_000
 
 
-class Wall:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
 def test_by_default_the_agents_clock_is_the_wall_clock() -> None:
-    wall = Wall(1_900_000_000.0)
+    wall = FrozenWall(1_900_000_000.0)
     clock = AgentClock(wall=wall)
     assert clock.now_ms() == 1_900_000_000_000
     clock.saw(1_800_000_000_000)  # a record from the past does not move it back
@@ -43,7 +36,7 @@ def test_by_default_the_agents_clock_is_the_wall_clock() -> None:
 
 
 def test_it_follows_the_latest_record_taken_at_speedup_since_and_never_goes_back() -> None:
-    wall = Wall(1_900_000_000.0)
+    wall = FrozenWall(1_900_000_000.0)
     clock = AgentClock(SIMULATED_MS - DAY_MS, 60.0, wall=wall)
     assert clock.now_ms() == SIMULATED_MS - DAY_MS
     clock.saw(SIMULATED_MS)  # a backfill's records race ahead: the clock with them
@@ -55,7 +48,7 @@ def test_it_follows_the_latest_record_taken_at_speedup_since_and_never_goes_back
 
 
 def test_a_derived_record_is_stamped_at_its_event_time_or_the_clock_whichever_is_later() -> None:
-    clock = AgentClock(SIMULATED_MS, wall=Wall(1_900_000_000.0))
+    clock = AgentClock(SIMULATED_MS, wall=FrozenWall(1_900_000_000.0))
     assert clock.stamp(SIMULATED_MS + 90_000) == SIMULATED_MS + 90_000
     assert clock.stamp(SIMULATED_MS - 90_000) == SIMULATED_MS
     assert clock.stamp(None) == SIMULATED_MS
@@ -89,7 +82,7 @@ class Intake:
 
 
 def test_the_orders_agent_stamps_the_payment_and_request_no_earlier_than_the_order() -> None:
-    wall = Wall(1_900_000_000.0)  # the wall clock is two years past the simulated orders
+    wall = FrozenWall(1_900_000_000.0)  # the wall clock is two years past the simulated orders
     clock = AgentClock(SIMULATED_MS - DAY_MS, wall=wall)
     order = make_order(random.Random(4), event_time=SIMULATED_MS - 3_000)  # a late order: event time behind
     producer = Producer()
@@ -128,7 +121,7 @@ class Ledger:
 
 
 def test_the_stock_agent_stamps_each_record_and_counts_it_in_the_minute_of_its_stamp() -> None:
-    clock = AgentClock(SIMULATED_MS, wall=Wall(1_900_000_000.0))
+    clock = AgentClock(SIMULATED_MS, wall=FrozenWall(1_900_000_000.0))
     shipment = {"carrier": "DHL", "event_time": SIMULATED_MS + 150_000}  # handling time ahead
     sale = {"change_type": "SALE", "delta": -2, "event_time": SIMULATED_MS - 1_000}
     told, _ = truth(now_ms=SIMULATED_MS)

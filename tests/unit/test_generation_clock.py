@@ -17,7 +17,7 @@ from app.generation.clock import SimulatedClock, parse_duration, parse_start
 from app.generation.rate import diurnal_factor
 from app.settings import load_settings
 from app.stats import EmissionStats
-from tests.unit.test_generation_support import make_catalog
+from tests.unit.test_generation_support import FrozenWall, make_catalog
 
 START = "2026-11-30T00:00:00Z"
 START_MS = 1_795_996_800_000  # 2026-11-30T00:00:00Z, checked below
@@ -80,16 +80,8 @@ def test_the_clock_settings_read_as_milliseconds() -> None:
 # The clock -------------------------------------------------------------------------------------------------------
 
 
-class Wall:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
 def test_by_default_the_clock_is_the_wall_clock() -> None:
-    wall = Wall(1_700_000_000.25)
+    wall = FrozenWall(1_700_000_000.25)
     clock = SimulatedClock(wall=wall)
     assert clock.now_ms() == 1_700_000_000_250
     wall.seconds += 2.5
@@ -98,7 +90,7 @@ def test_by_default_the_clock_is_the_wall_clock() -> None:
 
 
 def test_a_speedup_runs_the_clock_that_many_times_faster_from_the_start() -> None:
-    wall = Wall(1_700_000_000.0)
+    wall = FrozenWall(1_700_000_000.0)
     clock = SimulatedClock(START_MS, 60.0, wall=wall)
     assert clock.now_ms() == START_MS
     wall.seconds += 1.5
@@ -106,7 +98,7 @@ def test_a_speedup_runs_the_clock_that_many_times_faster_from_the_start() -> Non
 
 
 def test_a_backfill_moves_only_when_advanced_and_stops_at_the_live_reading() -> None:
-    wall = Wall(1_700_000_000.0)
+    wall = FrozenWall(1_700_000_000.0)
     clock = SimulatedClock(START_MS, 1.0, HOUR_MS, wall=wall)
     assert clock.backfilling
     assert clock.now_ms() == START_MS - HOUR_MS
@@ -122,7 +114,7 @@ def test_a_backfill_moves_only_when_advanced_and_stops_at_the_live_reading() -> 
 
 
 def test_not_before_moves_a_clock_that_is_behind_and_keeps_its_pace() -> None:
-    wall = Wall(1_700_000_000.0)
+    wall = FrozenWall(1_700_000_000.0)
     clock = SimulatedClock(START_MS, 10.0, wall=wall)
     clock.not_before(START_MS - 5_000)  # not behind: unchanged
     assert clock.now_ms() == START_MS
@@ -133,7 +125,7 @@ def test_not_before_moves_a_clock_that_is_behind_and_keeps_its_pace() -> None:
 
 
 def test_not_before_inside_a_backfill_skips_what_is_behind_and_beyond_it_goes_live() -> None:
-    wall = Wall(1_700_000_000.0)
+    wall = FrozenWall(1_700_000_000.0)
     clock = SimulatedClock(START_MS, 1.0, 2 * HOUR_MS, wall=wall)
     clock.not_before(START_MS - HOUR_MS)
     assert clock.backfilling
@@ -176,7 +168,7 @@ class Codec:
         return b"x"
 
 
-def generation_of(environ: dict[str, str], wall: Wall) -> tuple[Generation, Producer]:
+def generation_of(environ: dict[str, str], wall: FrozenWall) -> tuple[Generation, Producer]:
     settings = load_settings({"GENERATION_SHARDS": "2", "TRUTH_ENABLED": "false", "P_BAD_RECORD": "0", **environ})
     producer = Producer()
     generation = Generation(settings, Codec(), producer, EmissionStats(), wall_clock=wall)  # type: ignore[arg-type]
@@ -205,7 +197,7 @@ def expected_events(target_eps: float, from_ms: int, to_ms: int) -> float:
 
 
 def test_a_backfill_makes_its_hours_of_history_on_the_diurnal_curve_then_goes_live() -> None:
-    wall = Wall(1_700_000_000.0)  # frozen: the backfill alone moves the simulated clock
+    wall = FrozenWall(1_700_000_000.0)  # frozen: the backfill alone moves the simulated clock
     generation, producer = generation_of({"TARGET_EPS": "4", "BACKFILL": "6h", "START_TIME": START}, wall)
     ticks = 0
     while generation.clock.backfilling:
@@ -238,7 +230,7 @@ def test_a_backfill_makes_its_hours_of_history_on_the_diurnal_curve_then_goes_li
 
 
 def test_with_a_speedup_the_target_is_per_simulated_second() -> None:
-    wall = Wall(1_700_000_000.0)
+    wall = FrozenWall(1_700_000_000.0)
     generation, producer = generation_of(
         {"TARGET_EPS": "2", "SPEEDUP": "60", "START_TIME": START, "DIURNAL_ENABLED": "false"}, wall
     )
@@ -253,7 +245,7 @@ def test_with_a_speedup_the_target_is_per_simulated_second() -> None:
 
 
 def test_the_simulated_time_of_day_sets_the_diurnal_factor() -> None:
-    wall = Wall(1_700_000_000.0)
+    wall = FrozenWall(1_700_000_000.0)
     peak = "2026-11-30T16:00:00Z"  # 16:00 is the curve's peak, 1.4, whatever the wall clock says
     generation, _ = generation_of({"START_TIME": peak}, wall)
     asyncio.run(generation.tick())

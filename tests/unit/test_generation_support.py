@@ -32,6 +32,16 @@ _NAMES = {
 }
 
 
+class FrozenWall:
+    """A wall clock (seconds) that moves only when a test moves it: ``wall.seconds += 1.5``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
 def tolerance(p: float, n: int) -> float:
     """How far the share observed in ``n`` independent draws may lie from its probability ``p``: Z sqrt(p(1-p)/n)."""
     return Z * math.sqrt(p * (1.0 - p) / n)
