@@ -33,7 +33,7 @@ from app.avro import AvroCodec
 from app.clients import kafka_config
 from app.decoding import RecordDecoder
 from app.derivation import DerivationConfig, inventory_change
-from app.derivation.clock import AgentClock
+from app.derivation.agent_clock import AgentClock
 from app.inventory.stockroom import StockReference
 from app.producer import EventProducer
 from app.retry import until_done

@@ -20,7 +20,7 @@ from faust.web import Request, Response, View
 from mode import BaseSignalT
 
 from agents.requests import CHANGE, headers_of, requests_topic
-from agents.shards import SHARDS_TABLE, ShardKeeper
+from agents.shard_keeper import SHARDS_TABLE, ShardKeeper
 from agents.truth import TruthTeller
 from app.avro import AvroCodec
 from app.clients import kafka_config
@@ -47,7 +47,7 @@ from app.retry import until_done
 from app.settings import Settings, mask_url
 from app.stats import EmissionStats
 from app.truth import DUPLICATE_HEADER, minute_of
-from db.catalog import write_price_changes
+from db.catalog_store import write_price_changes
 from schemas import EVOLVED_SCHEMAS
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from agents.intake import Intake, deliver
 from agents.requests import ORDER, headers_of, order_request
 from app.avro import AvroCodec
 from app.derivation import DerivationConfig, Stage, decide_payment, rng_for, validate_order
-from app.derivation.clock import AgentClock
+from app.derivation.agent_clock import AgentClock
 from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
 from app.truth import DUPLICATE_HEADER, header

@@ -28,7 +28,7 @@ from agents.ledger import Decided, Request, StockLedger
 from agents.requests import CHANGE, DUE, OPENING, ORDER, OrderRequest, headers_of, kind_of, read_order_request
 from app.avro import AvroCodec
 from app.derivation import validate_order
-from app.derivation.clock import AgentClock
+from app.derivation.agent_clock import AgentClock
 from app.inventory import validate_change
 from app.inventory.stockroom import StockReference
 from app.metrics import BatchMeter, agent_meters

@@ -33,7 +33,7 @@ from app.retry import until_done
 from app.settings import Settings
 from app.stats import EmissionStats
 from db.inventory_reads import InventoryReads
-from db.stock import StockReference
+from db.stock_reference import StockReference
 
 log = logging.getLogger(__name__)
 

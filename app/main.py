@@ -31,9 +31,9 @@ from app.settings import Settings, load_settings
 from app.shutdown import DatagenWorker
 from app.topics import DatagenApp, declare_topics
 from app.verify.command import verify as verify_deployment
-from db.catalog import load_catalog
+from db.catalog_store import load_catalog
 from db.seed import ensure_seeded, log_progress, seed_command
-from db.stock import load_stock_reference
+from db.stock_reference import load_stock_reference
 
 log = logging.getLogger(__name__)
 

@@ -9,24 +9,13 @@ that moment on again from Kafka, publishes them and marks it ended. Blocking cal
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
 import psycopg2
 
-DDL = """
-create table if not exists truth_incarnations (
-    app_id      text        not null,
-    incarnation text        not null,
-    truth_from  bigint      not null,
-    seen_at     timestamptz not null default now(),
-    ended       boolean     not null default false,
-    primary key (app_id, incarnation)
-);
-comment on table truth_incarnations is
-    'Per worker process of an APP_ID: where the truth of the records its agents derived stops being published '
-    '(epoch ms), when it last said so, and whether its truth is complete (it stopped, or another worker counted '
-    'what it left from Kafka).';
-"""
+#: The DDL of truth_incarnations, shipped beside this module; applied once per TruthMarks, at its first connection.
+DDL_FILE = "truth_marks.sql"
 
 #: Serialises the DDL between sessions: two creating the same table at once collide.
 DDL_LOCK = 0x7472757468  # "truth"
@@ -45,7 +34,7 @@ class TruthMarks:
         if not self._ready:
             with connection, connection.cursor() as cursor:
                 cursor.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK,))
-                cursor.execute(DDL)
+                cursor.execute(files("db").joinpath(DDL_FILE).read_text(encoding="utf-8"))
             self._ready = True
         return connection
 

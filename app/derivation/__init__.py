@@ -1,6 +1,5 @@
 """What the agents derive from an order, pure: payments, shipments, SALE/RETURN/RESTOCK changes, deterministic ids."""
 
-from app.derivation.changes import ScheduledChange, inventory_change
 from app.derivation.config import (
     APPLE_PAY,
     AUTHORIZED,
@@ -15,6 +14,7 @@ from app.derivation.config import (
     DerivationConfig,
     DerivationSettings,
 )
+from app.derivation.derived_changes import ScheduledChange, inventory_change
 from app.derivation.exceptions import DerivationError
 from app.derivation.ids import (
     NAMESPACE,

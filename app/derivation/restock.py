@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from app.derivation.changes import inventory_change
 from app.derivation.config import scaled_ms
+from app.derivation.derived_changes import inventory_change
 from app.derivation.exceptions import DerivationError
 from app.derivation.ids import Uniform, restock_change_id
 from app.generation.events import RESTOCK

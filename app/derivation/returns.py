@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.derivation.changes import ScheduledChange, inventory_change
 from app.derivation.config import DerivationConfig
+from app.derivation.derived_changes import ScheduledChange, inventory_change
 from app.derivation.ids import Uniform, return_change_id
 from app.derivation.orders import read_order
 from app.generation.events import RETURN

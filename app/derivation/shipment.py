@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-from app.derivation.changes import inventory_change
 from app.derivation.config import Carrier, DerivationConfig
+from app.derivation.derived_changes import inventory_change
 from app.derivation.ids import Uniform, sale_change_id, shipment_id
 from app.derivation.orders import Order, read_order
 from app.derivation.payment import is_accepted

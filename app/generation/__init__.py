@@ -1,6 +1,6 @@
 """Event generation, pure: a seeded random.Random and the caller's clock in, Avro-shaped value dicts out."""
 
-from app.generation.catalog import Catalog, Product, search_terms
+from app.generation.catalog_snapshot import Catalog, Product, search_terms
 from app.generation.config import GenerationConfig, GenerationSettings, StreamPlace
 from app.generation.events import (
     CUSTOMER_INTERACTIONS,

@@ -6,7 +6,7 @@ import math
 import random
 from bisect import bisect
 
-from app.generation.catalog import Catalog
+from app.generation.catalog_snapshot import Catalog
 from app.generation.config import GenerationConfig, StreamPlace
 from app.generation.events import (
     CUSTOMER_INTERACTIONS,

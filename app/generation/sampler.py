@@ -7,7 +7,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from app.generation.catalog import Catalog
+from app.generation.catalog_snapshot import Catalog
 from app.generation.exceptions import GenerationError
 
 

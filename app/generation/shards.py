@@ -12,7 +12,7 @@ import math
 import random
 from collections.abc import Sequence
 
-from app.generation.catalog import Catalog
+from app.generation.catalog_snapshot import Catalog
 from app.generation.config import GenerationConfig, StreamPlace
 from app.generation.events import Event, EventIds
 from app.generation.exceptions import GenerationError

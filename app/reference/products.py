@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from itertools import accumulate
 
-from app.reference.catalog import CATEGORIES, PRICE_LADDER, Category
+from app.reference.categories import CATEGORIES, PRICE_LADDER, Category
 from app.reference.popularity import deal_popularity
 from app.reference.rows import ProductRow
 

@@ -10,7 +10,7 @@ from mimesis import Person
 from mimesis.locales import Locale
 from mimesis.random import Random as MimesisRandom
 
-from app.reference.catalog import CATEGORIES
+from app.reference.categories import CATEGORIES
 from app.reference.geography import SUPPLIER_COUNTRIES, SupplierCountry
 from app.reference.rows import ProductRow, ProductSupplierRow, SupplierRow
 

@@ -14,7 +14,7 @@ from agents.ledger import Decided
 from agents.orders import OrdersAgent
 from agents.stock import StockAgent
 from app.derivation import DerivationConfig
-from app.derivation.clock import AgentClock
+from app.derivation.agent_clock import AgentClock
 from app.settings import load_settings
 from app.truth import minute_of
 from tests.unit.test_derivation_support import make_order

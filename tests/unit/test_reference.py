@@ -16,7 +16,7 @@ import pytest
 
 from app.exceptions import SettingsError
 from app.reference import REFERENCE_DATE, ReferenceData, Sizes, generate_reference_data, reference_tables
-from app.reference.catalog import CATEGORIES, PRICE_LADDER
+from app.reference.categories import CATEGORIES, PRICE_LADDER
 from app.reference.popularity import activity_ranks, zipf_shares
 from app.reference.segments import SEGMENTS, activity_bp, segment_for
 from app.reference.sizes import MAX_WAREHOUSES

@@ -27,7 +27,7 @@ from agents.views import (
 from app.derivation import Warehouse
 from app.inventory import StockState, WarehouseStock
 from app.stats import EmissionStats
-from db.stock import StockReference
+from db.stock_reference import StockReference
 
 REFERENCE = StockReference(
     warehouses={1: Warehouse(1, "EU", "DE"), 2: Warehouse(2, "US", "US")},
