@@ -148,8 +148,8 @@ class History:
 
     def report(self, step: int, derived_topics: Sequence[str] = ()) -> dict[str, Any]:
         """The JSON of ``GET /stats/history/``: one point per ``step`` samples, each the mean over the samples since
-        the point before (see the README). ``derived_topics``: the derived topics' names, so that those with no
-        counter show in ``not_counted``."""
+        the point before (see docs/operations.md, Web views). ``derived_topics``: the derived topics' names, so that
+        those with no counter show in ``not_counted``."""
         samples = self.samples()
         emitted, derived = series_names(samples)
         names = emitted + [derived_label(name) for name in derived]

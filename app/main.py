@@ -201,7 +201,7 @@ def create_app(settings: Settings) -> faust.App:
         option("--timeout", default=60.0, type=float, help="Seconds to wait for Kafka, the registry and Postgres."),
     )
     async def verify(self: AppCommand, json_path: str | None, worker_urls: tuple[str, ...], timeout: float) -> None:
-        """Check every promise of the README against the topics, Postgres and the worker: exit 1 if one fails."""
+        """Check every promise of the docs against the topics, Postgres and the worker: exit 1 if one fails."""
         raise SystemExit(await asyncio.to_thread(verify_deployment, settings, json_path, worker_urls, timeout))
 
     @app.page("/health")

@@ -1,4 +1,4 @@
-"""``faust -A app verify``: every promise the README makes, checked against the topics and Postgres.
+"""``faust -A app verify``: every promise the docs make, checked against the topics and Postgres.
 
 Pure parts (no Kafka, registry, Postgres or HTTP import): ``results`` (a check's outcome), ``shares`` (the sampling
 tolerance), ``expectations`` (what the settings promise), ``observe`` (what the records show, collected in one pass),

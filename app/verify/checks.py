@@ -1,4 +1,4 @@
-"""The checks: each promise of the README as one or more results, from what the records, Postgres and the worker show.
+"""The checks: each promise of the docs as one or more results, from what the records, Postgres and the worker show.
 
 Every check takes the evidence (plain data) and returns its results; ``CHECKS`` lists them in the order they print.
 Share checks are judged with ``app.verify.shares`` (z standard errors); exact checks count what is wrong. A check
@@ -115,7 +115,7 @@ def late_events(evidence: Evidence) -> list[CheckResult]:
 
 
 def records(evidence: Evidence) -> list[CheckResult]:
-    """Every good record decodes and is a valid event, keyed as the README says, with its derived ids."""
+    """Every good record decodes and is a valid event, keyed as docs/events.md says, with its derived ids."""
     seen = evidence.seen
     checked = sum(seen.decoded.values()) + seen.unreadable.total
     derived = len(seen.payments) + len(seen.shipments) + len(seen.sales)

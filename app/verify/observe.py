@@ -138,7 +138,7 @@ class Observations:
     late: int = 0
     late_below_median: int = 0
     late_delays_wrong: Problems = field(default_factory=Problems)
-    #: Records not keyed as the README says, and derived ids that are not derived from their order.
+    #: Records not keyed as docs/events.md says, and derived ids that are not derived from their order.
     keys: Problems = field(default_factory=Problems)
     derived_ids: Problems = field(default_factory=Problems)
     orders: dict[str, OrderFacts] = field(default_factory=dict)

@@ -270,7 +270,7 @@ def test_a_bad_record_not_dead_lettered_and_a_dead_letter_without_its_headers(ru
     assert failed(run.evidence(run.collect(replaced))) == {"dead_letters.headers", "dead_letters.routing"}
 
 
-def test_a_record_keyed_otherwise_than_the_readme_says(run: SyntheticRun) -> None:
+def test_a_record_keyed_otherwise_than_the_docs_say(run: SyntheticRun) -> None:
     original = next(record for record in run.records if record.topic == run.topics["payments"])
     rekeyed = [dataclasses.replace(r, key=b"other") if r is original else r for r in run.records]
     assert failed(run.evidence(run.collect(rekeyed))) == {"records.keys"}
