@@ -8,7 +8,7 @@ setup(
     description="A realistic retail streaming test-data generator built on Faust.",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["app", "app.*", "agents", "agents.*", "tables", "tables.*", "schemas", "db"]),
-    package_data={"schemas": ["*.avsc"], "db": ["*.sql"]},
+    package_data={"schemas": ["*.avsc"], "db": ["*.sql"], "app.web": ["static/*.html", "static/*.css", "static/*.js"]},
     install_requires=[
         # The six packages of the design card, at the versions verified together on Kafka 4.4.0.
         "faust-streaming==0.15.3",

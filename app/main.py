@@ -12,15 +12,13 @@ from typing import Any
 
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from faust.cli import AppCommand, option
 from faust.utils.terminal import SpinnerHandler
-from faust.web import Request, Response, View
 from mode import BaseSignalT
 
 from agents.fulfilment import FulfilmentAgents
 from agents.generation import GenerationAgent
-from agents.views import inventory_source, register_inventory_views
 from app.clients import faust_credentials, registry_config
+from app.commands import register_commands
 from app.exceptions import SettingsError
 from app.fast_consumer import SeekFirstTableManager
 from app.health import HealthChecker
@@ -30,9 +28,11 @@ from app.retry import until_done
 from app.settings import Settings, load_settings
 from app.shutdown import DatagenWorker
 from app.topics import DatagenApp, declare_topics
-from app.verify.command import verify as verify_deployment
+from app.web.health import register_health
+from app.web.stock_sources import inventory_source
+from app.web.views import register_inventory_views
 from db.catalog_store import load_catalog
-from db.seed import ensure_seeded, log_progress, seed_command
+from db.seed import ensure_seeded, log_progress
 from db.stock_reference import load_stock_reference
 
 log = logging.getLogger(__name__)
@@ -184,38 +184,7 @@ def create_app(settings: Settings) -> faust.App:
 
         app.on_before_shutdown.connect(close_inventory_views)
 
-    @app.command()
-    async def seed(self: AppCommand) -> None:
-        """Apply the Postgres schema and seed the reference data unless the database holds it already."""
-        await seed_command(settings, say=self.say)
-
-    @app.command(
-        option("--json", "json_path", default=None, metavar="PATH", help="Also write every check's result to PATH."),
-        option(
-            "--worker-url",
-            "worker_urls",
-            multiple=True,
-            default=[f"http://127.0.0.1:{settings.web_port}"],
-            help="A worker whose stock table to compare (kafka mode); repeat it for each worker of the APP_ID.",
-        ),
-        option("--timeout", default=60.0, type=float, help="Seconds to wait for Kafka, the registry and Postgres."),
-    )
-    async def verify(self: AppCommand, json_path: str | None, worker_urls: tuple[str, ...], timeout: float) -> None:
-        """Check every promise of the docs against the topics, Postgres and the worker: exit 1 if one fails."""
-        raise SystemExit(await asyncio.to_thread(verify_deployment, settings, json_path, worker_urls, timeout))
-
-    @app.page("/health")
-    class Health(View):
-        """200 when Kafka, the registry and Postgres all answer; 503 naming those that do not."""
-
-        async def get(self, request: Request) -> Response:
-            checks = await health.check_all()
-            failing = [check.service for check in checks if not check.ok]
-            body = {
-                "status": "ok" if not failing else "unavailable",
-                "failing": failing,
-                "checks": {check.service: {"ok": check.ok, "detail": check.detail} for check in checks},
-            }
-            return self.json(body, status=503 if failing else 200)
+    register_commands(app, settings)  # faust -A app seed, faust -A app verify
+    register_health(app, health)  # GET /health
 
     return app

@@ -15,16 +15,6 @@ from typing import Any
 
 import pytest
 
-from agents.views import (
-    MAX_LOW_STOCK,
-    MAX_PAGE_SIZE,
-    BadParameter,
-    LowestStock,
-    Page,
-    lowest_available,
-    parse_step,
-    record_history,
-)
 from app.history import (
     DEAD_LETTERS,
     History,
@@ -36,6 +26,9 @@ from app.history import (
     sample_of,
 )
 from app.stats import EmissionStats
+from app.web.shaping import MAX_LOW_STOCK, MAX_PAGE_SIZE, BadParameter, Page, lowest_available, parse_step
+from app.web.stock_sources import LowestStock
+from app.web.views import record_history
 
 ROOT = Path(__file__).resolve().parents[2]
 DERIVED = {"payments": "payments.v1", "shipments": "shipments.v1", "inventory_changes": "inventory-changes.v1"}

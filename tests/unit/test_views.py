@@ -5,22 +5,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from agents.views import (
-    CONTENT_SECURITY_POLICY,
+from app.inventory import StockState, WarehouseStock
+from app.web.page import CONTENT_SECURITY_POLICY, render_page
+from app.web.shaping import (
     MAX_PAGE_SIZE,
     BadParameter,
     Page,
     iso_utc,
     parse_page,
     product_item,
-    render_page,
     warehouse_items,
     whole_number,
 )
-from app.inventory import StockState, WarehouseStock
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STATE = StockState(
     product_id=7,
@@ -173,3 +177,10 @@ def test_the_content_security_policy_allows_exactly_the_inline_style_and_script(
         digest = base64.b64encode(hashlib.sha256(body.group(1).encode()).digest()).decode()
         assert f"{tag}-src 'sha256-{digest}'" in CONTENT_SECURITY_POLICY
     assert CONTENT_SECURITY_POLICY.startswith("default-src 'none';")
+
+
+def test_the_shaping_and_the_page_import_no_io_library_and_no_agent() -> None:
+    probe = "import sys, app.web.shaping, app.web.page; print(' '.join(sorted(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=ROOT)
+    loaded = {name.split(".")[0] for name in run.stdout.split()}
+    assert not loaded & {"faust", "confluent_kafka", "aiopg", "psycopg2", "aiohttp", "mode", "aiokafka", "agents", "db"}

@@ -13,20 +13,12 @@ from typing import Any
 import pytest
 from faust.exceptions import SameNode
 
-from agents.views import (
-    CONTENT_SECURITY_POLICY,
-    INTERNAL_ERROR,
-    NO_TABLE,
-    NOT_READY,
-    STOPPING,
-    PostgresStockReader,
-    StockReader,
-    StockSource,
-    register_inventory_views,
-)
 from app.derivation import Warehouse
 from app.inventory import StockState, WarehouseStock
 from app.stats import EmissionStats
+from app.web.page import CONTENT_SECURITY_POLICY
+from app.web.stock_sources import NOT_READY, STOPPING, PostgresStockReader, StockReader, StockSource
+from app.web.views import INTERNAL_ERROR, NO_TABLE, register_inventory_views
 from db.stock_reference import StockReference
 
 REFERENCE = StockReference(
@@ -263,7 +255,7 @@ def test_a_warehouse_lists_what_it_keeps() -> None:
 
 def test_an_unexpected_error_is_a_500_without_internals(caplog: pytest.LogCaptureFixture) -> None:
     broken = Table({"7": {"product_id": "secret-internals"}})
-    with caplog.at_level(logging.ERROR, logger="agents.views"):
+    with caplog.at_level(logging.ERROR, logger="app.web.views"):
         response = _app(table=broken).get("/inventory/")
     assert response == Response({"error": INTERNAL_ERROR}, 500)
     assert "secret-internals" in caplog.text  # the traceback is the worker's log's, not the client's
