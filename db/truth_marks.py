@@ -38,44 +38,39 @@ class TruthMarks:
             self._ready = True
         return connection
 
-    def beat(self, incarnation: str, truth_from: int) -> None:
-        """``incarnation`` lives, and its truth is published up to ``truth_from`` (epoch ms; it never goes back)."""
+    def _run(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Execute ``statement`` in a transaction of its own connection; the rows it returns, if any."""
         connection = self._connect()
         try:
             with connection, connection.cursor() as cursor:
-                cursor.execute(
-                    "insert into truth_incarnations (app_id, incarnation, truth_from) values (%s, %s, %s)"
-                    " on conflict (app_id, incarnation) do update set seen_at = now(),"
-                    " truth_from = greatest(truth_incarnations.truth_from, excluded.truth_from)",
-                    (self._app_id, incarnation, truth_from),
-                )
+                cursor.execute(statement, params)
+                return cursor.fetchall() if cursor.description is not None else []
         finally:
             connection.close()
 
+    def beat(self, incarnation: str, truth_from: int) -> None:
+        """``incarnation`` lives, and its truth is published up to ``truth_from`` (epoch ms; it never goes back)."""
+        self._run(
+            "insert into truth_incarnations (app_id, incarnation, truth_from) values (%s, %s, %s)"
+            " on conflict (app_id, incarnation) do update set seen_at = now(),"
+            " truth_from = greatest(truth_incarnations.truth_from, excluded.truth_from)",
+            (self._app_id, incarnation, truth_from),
+        )
+
     def end(self, incarnations: list[str]) -> None:
         """The truth of ``incarnations`` is all in Kafka: nobody needs to count them again."""
-        connection = self._connect()
-        try:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(
-                    "update truth_incarnations set ended = true where app_id = %s and incarnation = any(%s)",
-                    (self._app_id, incarnations),
-                )
-        finally:
-            connection.close()
+        self._run(
+            "update truth_incarnations set ended = true where app_id = %s and incarnation = any(%s)",
+            (self._app_id, incarnations),
+        )
 
     def claim_dead(self, me: str, silent_seconds: float) -> dict[str, int]:
         """Claim the incarnations (other than ``me``) not ended and silent for ``silent_seconds``: incarnation ->
         truth_from. A claim holds for ``silent_seconds``; one whose claimer dies in turn is claimed again."""
-        connection = self._connect()
-        try:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(
-                    "update truth_incarnations set seen_at = now() where app_id = %s and not ended"
-                    " and incarnation <> %s and seen_at < now() - make_interval(secs => %s)"
-                    " returning incarnation, truth_from",
-                    (self._app_id, me, silent_seconds),
-                )
-                return {str(incarnation): int(truth_from) for incarnation, truth_from in cursor.fetchall()}
-        finally:
-            connection.close()
+        rows = self._run(
+            "update truth_incarnations set seen_at = now() where app_id = %s and not ended"
+            " and incarnation <> %s and seen_at < now() - make_interval(secs => %s)"
+            " returning incarnation, truth_from",
+            (self._app_id, me, silent_seconds),
+        )
+        return {str(incarnation): int(truth_from) for incarnation, truth_from in rows}
