@@ -28,10 +28,7 @@ from confluent_kafka import KafkaError, Message
 from app.avro import AvroCodec
 from app.producer import EventProducer
 from app.truth import (
-    CHANGES,
     MINUTE_MS,
-    PAYMENTS,
-    SHIPMENTS,
     SOURCE_HEADER,
     Decode,
     MinuteCounts,
@@ -40,20 +37,18 @@ from app.truth import (
     source_key,
 )
 from app.truth_recount import recount_derived
+from app.wire.roles import DERIVED, TRUTH
 from db.truth_marks import TruthMarks
 
 log = logging.getLogger(__name__)
 
-TRUTH = "truth"
-#: The roles the agents' truth counts.
-DERIVED_ROLES = (PAYMENTS, SHIPMENTS, CHANGES)
 
 Headers = list[tuple[str, str | bytes | None]]
 
 
 def derived_topics(topics: Mapping[str, str]) -> dict[str, str]:
     """The topics the agents derive (topic name -> role)."""
-    return {topics[role]: role for role in DERIVED_ROLES}
+    return {topics[role]: role for role in DERIVED}
 
 
 class DerivedTruth:

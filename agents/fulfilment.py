@@ -39,6 +39,8 @@ from app.producer import EventProducer
 from app.retry import until_done
 from app.settings import Settings
 from app.stats import EmissionStats
+from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS
+from app.wire.symbols import RESTOCK
 from db.mirror import mirror_stock
 from db.pg_ledger import PostgresLedger
 from db.truth_marks import TruthMarks
@@ -129,7 +131,7 @@ class FulfilmentAgents:
             "value_serializer": "raw",
         }
         self.requests = app.topic(self.requests_name, internal=True, **source)
-        orders = app.topic(self._topics["orders"], **source)
+        orders = app.topic(self._topics[ORDERS], **source)
         app.agent(orders, name="orders")(self._run_orders)
         app.agent(self.requests, name="stock")(self._run_stock)
         app.timer(SCHEDULE_SECONDS, name="send-due")(self._send_due)
@@ -171,7 +173,7 @@ class FulfilmentAgents:
         producer.clock = self.clock.now_ms
         if truth is not None:
             truth.attach(producer)
-        intake = Intake(decoder, producer, self._topics["dead_letter"], self.counts)
+        intake = Intake(decoder, producer, self._topics[DEAD_LETTER], self.counts)
         self._orders = OrdersAgent(
             intake,
             codec,
@@ -360,7 +362,7 @@ class FulfilmentAgents:
         """True when neither the requests topic nor inventory-changes.v1 holds anything: a first run."""
         consumer = Consumer(kafka_config(self._settings, **{"group.id": "datagen-probe"}))
         try:
-            for topic in (self.requests_name, self._topics["inventory_changes"]):
+            for topic in (self.requests_name, self._topics[INVENTORY_CHANGES]):
                 metadata = consumer.list_topics(topic, timeout=10).topics[topic]
                 for partition in metadata.partitions:
                     if consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1] > 0:
@@ -382,7 +384,7 @@ class FulfilmentAgents:
                 product_id,
                 reference.skus[product_id],
                 warehouse_id,
-                "RESTOCK",
+                RESTOCK,
                 on_hand,
                 None,
                 now_ms,

@@ -47,6 +47,7 @@ from app.retry import until_done
 from app.settings import Settings, mask_url
 from app.stats import EmissionStats
 from app.truth import DUPLICATE_HEADER, minute_of
+from app.wire.roles import GENERATED, INVENTORY_CHANGES
 from db.catalog_store import write_price_changes
 from schemas import EVOLVED_SCHEMAS
 
@@ -80,9 +81,6 @@ SETTLE_WARNING_SECONDS = 10.0
 TRUTH_MARK_SECONDS = 1.0
 
 
-#: The kinds of event the generator emits itself (payments, shipments and SALE changes are the agents').
-GENERATED_KINDS = ("orders", "customer_interactions", "inventory_changes")
-
 #: What the producer takes: topic, key, value, timestamp in ms, headers.
 Record = tuple[str, bytes, bytes, int, list[tuple[str, str | bytes | None]] | None]
 
@@ -98,7 +96,7 @@ def routes(settings: Settings) -> dict[str, tuple[str, list[tuple[str, str | byt
         kind: (topic, None) for kind, topic in settings.topics().items()
     }
     if settings.agents_enabled:
-        found["inventory_changes"] = (requests_topic(settings.app_id), headers_of(CHANGE))
+        found[INVENTORY_CHANGES] = (requests_topic(settings.app_id), headers_of(CHANGE))
     return found
 
 
@@ -503,7 +501,7 @@ class GenerationAgent:
         codec = AvroCodec(self._registry, topics)
         if settings.truth_enabled:
             decoder = RecordDecoder(self._registry)
-            generated = {topic: kind for kind, (topic, _) in routes(settings).items() if kind in GENERATED_KINDS}
+            generated = {topic: kind for kind, (topic, _) in routes(settings).items() if kind in GENERATED}
             self.teller = TruthTeller(
                 settings.app_id,
                 codec,

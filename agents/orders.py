@@ -24,6 +24,7 @@ from app.derivation.agent_clock import AgentClock
 from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
 from app.truth import DUPLICATE_HEADER, header
+from app.wire.roles import ORDERS, PAYMENTS
 
 #: The agent's name in the x-datagen-source header.
 AGENT = "orders"
@@ -108,7 +109,7 @@ class OrdersAgent:
             self._counts["duplicates skipped"] += 1  # the generator's deliberate second copy: decided once
             return
         self._clock.saw(int(event.message.timestamp * 1000))
-        order = await self._intake.value(event, self._topics["orders"], self._validate, "order", "invalid_order")
+        order = await self._intake.value(event, self._topics[ORDERS], self._validate, "order", "invalid_order")
         if order is None:
             return
         order_id = str(order["order_id"])
@@ -116,11 +117,11 @@ class OrdersAgent:
         now_ms = self._clock.now_ms()
         send = self._producer.send_surely
         if payment is not None:
-            encoded = self._codec.encode("payments", payment)
+            encoded = self._codec.encode(PAYMENTS, payment)
             stamp = self._clock.stamp(payment.get("event_time"))
-            send(self._topics["payments"], order_id.encode(), encoded, stamp, self._payment_headers)
+            send(self._topics[PAYMENTS], order_id.encode(), encoded, stamp, self._payment_headers)
             if self._truth is not None:
-                self._truth.count(AGENT, "payments", payment, stamp)
+                self._truth.count(AGENT, PAYMENTS, payment, stamp)
             self._counts["payments"] += 1
         message = event.message
         request = order_request(order, payment, message.partition, message.offset)

@@ -34,6 +34,8 @@ from app.inventory.stockroom import StockReference
 from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
 from app.truth import DUPLICATE_HEADER, header
+from app.wire.roles import INVENTORY_CHANGES
+from app.wire.symbols import RETURN, SALE
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,8 @@ BATCH_MAX = 10_000
 BATCH_WITHIN = 0.5
 #: Change types the stock agent decides itself, never takes as a request: why such a request is dead-lettered.
 DECIDED_CHANGES = {
-    "SALE": "a SALE is decided from an order",
-    "RETURN": "a RETURN is decided from a shipped order (to the warehouse that shipped it, once)",
+    SALE: "a SALE is decided from an order",
+    RETURN: "a RETURN is decided from a shipped order (to the warehouse that shipped it, once)",
 }
 #: The errors of a ledger database that does not answer (stopped, restarting, a connection cut) or that rolled the
 #: transaction back (a deadlock): the step is tried again once it answers. Nothing of a failed transaction was
@@ -243,7 +245,7 @@ class StockAgent:
                     self._intake.dead_letter(event, f"invalid opening balance: {reason}", "invalid_opening_balance")
                     return None
             else:
-                topic = self._topics["inventory_changes"]
+                topic = self._topics[INVENTORY_CHANGES]
                 body = await self._intake.value(event, topic, validate_change, "change", "invalid_change")
                 if body is None:
                     return None

@@ -33,11 +33,9 @@ from app.truth import (
     truth_key,
 )
 from app.truth_recount import recount
+from app.wire.roles import TRUTH
 
 log = logging.getLogger(__name__)
-
-#: The role of the truth topic in Settings.topics() and schemas.SCHEMA_FILES.
-TRUTH = "truth"
 
 Headers = list[tuple[str, str | bytes | None]]
 

@@ -24,12 +24,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_writer
 
 from app.avro_writer import UNHANDLED, UnsupportedSchema, Writer, compile_writer
+from app.wire.framing import HEADER_SIZE
 from schemas import EVOLVED_SCHEMAS, SCHEMA_FILES, load_schema
-
-#: Confluent framing: magic byte 0, then the schema id as 4 big-endian bytes, then the Avro body.
-MAGIC_BYTE = 0
-HEADER_SIZE = 5
-
 
 #: TopicNameStrategy (``<topic>-value``) stated, not left to the client's default: since confluent-kafka 2.16
 #: that default asks the registry's associations API first, which Apicurio answers 404 (and which has
@@ -87,8 +83,3 @@ class AvroCodec:
         assert isinstance(encoded, bytes)  # only None encodes to None
         self._headers.setdefault(role, encoded[:HEADER_SIZE])
         return encoded
-
-
-def schema_id(framed: bytes) -> int:
-    """The schema id in a Confluent-framed record."""
-    return int.from_bytes(framed[1:HEADER_SIZE], "big")

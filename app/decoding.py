@@ -13,9 +13,9 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from app.avro import HEADER_SIZE, MAGIC_BYTE, schema_id
 from app.avro_reader import Reader, compile_reader
 from app.exceptions import DatagenError
+from app.wire.framing import HEADER_SIZE, MAGIC_BYTE, schema_id
 
 #: How long a schema id the registry said it does not hold is taken as unknown without asking again.
 UNKNOWN_ID_SECONDS = 60.0

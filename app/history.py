@@ -14,6 +14,7 @@ from itertools import pairwise
 from typing import Any
 
 from app.stats import EmissionStats
+from app.wire.roles import INVENTORY_CHANGES, PAYMENTS, SHIPMENTS
 
 #: How far back the history reaches, in samples of one a second.
 WINDOW_SECONDS = 600
@@ -23,9 +24,9 @@ _DEAD_LETTER_PREFIX = "dead letter"
 #: What the agents wrote to each derived topic, by the topic's role: the sum of these counters of
 #: ``EmissionStats.agents`` (agents/orders.py, app/inventory/stockroom.py).
 DERIVED_COUNTERS: dict[str, tuple[str, ...]] = {
-    "payments": ("payments",),
-    "shipments": ("shipped",),
-    "inventory_changes": (
+    PAYMENTS: ("payments",),
+    SHIPMENTS: ("shipped",),
+    INVENTORY_CHANGES: (
         "shipped",  # each shipment's SALE
         "restock applied",
         "return applied",

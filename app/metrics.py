@@ -26,6 +26,7 @@ from agents.requests import requests_topic
 from app.generation import BAD_KINDS
 from app.settings import Settings
 from app.stats import EmissionStats
+from app.wire.roles import ORDERS
 
 #: The prefix of every metric name this project exports.
 PREFIX = "retail_datagen_"
@@ -159,7 +160,7 @@ def agent_inputs(settings: Settings) -> list[str]:
     """The topics the agents consume: orders.v1 and the stock requests topic ([] without agents)."""
     if not settings.agents_enabled:
         return []
-    return [settings.topics()["orders"], requests_topic(settings.app_id)]
+    return [settings.topics()[ORDERS], requests_topic(settings.app_id)]
 
 
 class DatagenCollector(Collector):

@@ -15,6 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from app.exceptions import SettingsError
 from app.generation.clock import DURATION_ACCEPTS, START_ACCEPTS, parse_duration, parse_start
+from app.wire.roles import (
+    CUSTOMER_INTERACTIONS,
+    DEAD_LETTER,
+    INVENTORY_CHANGES,
+    ORDERS,
+    PAYMENTS,
+    SHIPMENTS,
+    TRUTH,
+)
 
 #: What each kind of value accepts, said in the one-line error a bad value produces.
 PROBABILITY = "a number between 0 and 1"
@@ -346,13 +355,13 @@ class Settings(BaseModel):
     def topics(self) -> dict[str, str]:
         """The topic names by role."""
         return {
-            "orders": self.topic_orders,
-            "payments": self.topic_payments,
-            "shipments": self.topic_shipments,
-            "inventory_changes": self.topic_inventory_changes,
-            "customer_interactions": self.topic_customer_interactions,
-            "dead_letter": self.topic_dead_letter,
-            "truth": self.topic_truth,
+            ORDERS: self.topic_orders,
+            PAYMENTS: self.topic_payments,
+            SHIPMENTS: self.topic_shipments,
+            INVENTORY_CHANGES: self.topic_inventory_changes,
+            CUSTOMER_INTERACTIONS: self.topic_customer_interactions,
+            DEAD_LETTER: self.topic_dead_letter,
+            TRUTH: self.topic_truth,
         }
 
     @property

@@ -31,6 +31,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
+from app.wire.symbols import SALE
+
 #: One minute of record timestamps, in milliseconds.
 MINUTE_MS = 60_000
 #: The header naming the generation shard that made a record (ASCII digits).
@@ -40,15 +43,10 @@ SHARD_HEADER = "x-datagen-shard"
 SOURCE_HEADER = "x-datagen-source"
 #: The ``source`` of the generator's truth records; the agents' name their agent and incarnation.
 GENERATOR = "generator"
-#: The derived topics' roles (Settings.topics()), as the agents write them.
-PAYMENTS, SHIPMENTS = "payments", "shipments"
 #: The header on the second copy of a record sent twice on purpose (P_DUPLICATE); its value is "1".
 DUPLICATE_HEADER = "x-datagen-duplicate"
 #: The header naming a deliberately bad record's kind (the generator's, see agents/generation.py).
 BAD_RECORD_HEADER = "x-datagen-bad-record"
-
-#: Event kinds as the generator names them (app.generation.events): the roles of Settings.topics().
-ORDERS, INTERACTIONS, CHANGES = "orders", "customer_interactions", "inventory_changes"
 
 
 def minute_of(timestamp_ms: int) -> int:
@@ -88,9 +86,9 @@ class MinuteCounts:
             self.orders += n
             self.units_ordered += n * int(value["quantity"])
             self.revenue_cents[str(value["currency"])] += n * int(value["amount"])
-        elif kind == INTERACTIONS:
+        elif kind == CUSTOMER_INTERACTIONS:
             self.interactions[str(value["interaction_type"])] += n
-        elif kind == CHANGES:
+        elif kind == INVENTORY_CHANGES:
             self.inventory_changes[str(value["change_type"])] += n
 
     def add_duplicate(self, topic: str, n: int = 1) -> None:
@@ -106,10 +104,10 @@ class MinuteCounts:
             self.payments[f"{value['status']}/{value['method']}"] += n
         elif role == SHIPMENTS:
             self.shipments[str(value["carrier"])] += n
-        elif role == CHANGES:
+        elif role == INVENTORY_CHANGES:
             change_type = str(value["change_type"])
             self.inventory_changes[change_type] += n
-            if change_type == "SALE":
+            if change_type == SALE:
                 self.units_shipped -= n * int(value["delta"])
 
     def merge(self, other: MinuteCounts) -> None:

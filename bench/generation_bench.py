@@ -16,13 +16,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from app.wire.roles import GENERATED
 from bench.producer_perf import mean_record_bytes
 from bench.worker import BenchWorker, bench_workers, delivered
 
 CEILING_TARGET = 1_000_000.0
+#: A generate-only worker writes the topics of app.wire.roles.GENERATED (with the agents off, inventory changes go
+#: straight to their topic).
 GENERATE_ONLY = {"AGENTS_ENABLED": "false"}
-#: The topics a generate-only worker writes (with the agents off, inventory changes go straight to their topic).
-GENERATED = ("orders", "customer_interactions", "inventory_changes")
 
 
 def measure(workers: list[BenchWorker], target: float, window: float, settle: float) -> dict[str, float]:

@@ -66,6 +66,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from agents.requests import requests_topic
 from app.settings import load_settings
+from app.wire.roles import ORDERS
 from bench.worker import (
     START_TIMEOUT,
     BenchWorker,
@@ -151,7 +152,7 @@ class LagReader:
 
 def consumed_topics(worker: BenchWorker) -> dict[str, str]:
     """The topics whose records are the input events the agents decide (see agents/fulfilment.py), by role."""
-    return {"orders": worker.topics["orders"], "requests": requests_topic(worker.app_id)}
+    return {ORDERS: worker.topics[ORDERS], "requests": requests_topic(worker.app_id)}
 
 
 def wait_members(group: str, count: int, timeout: float = START_TIMEOUT, client: AdminClient | None = None) -> None:

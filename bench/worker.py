@@ -30,21 +30,13 @@ from confluent_kafka.admin import AdminClient
 from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
+from app.wire.roles import ROLES
 from db.throwaway import drop_database, dsn_for
 
 ROOT = Path(__file__).resolve().parent.parent
 FAUST = str(Path(sys.executable).with_name("faust"))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-TOPIC_ROLES = (
-    "ORDERS",
-    "PAYMENTS",
-    "SHIPMENTS",
-    "INVENTORY_CHANGES",
-    "CUSTOMER_INTERACTIONS",
-    "DEAD_LETTER",
-    "TRUTH",
-)
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
 PID_FILES = ROOT / ".stack" / "run"
@@ -168,7 +160,7 @@ def worker_environment(
         "APP_ID": f"bench-{tag}",
         "WEB_PORT": str(port),
         "DATA_DIR": str(data_dir / (member or tag)),
-        **{f"TOPIC_{role}": f"bench-{tag}.{role.lower()}" for role in TOPIC_ROLES},
+        **{f"TOPIC_{role.upper()}": f"bench-{tag}.{role}" for role in ROLES},
         **overrides,
     }
     env.pop("MAX_EVENTS", None)
@@ -183,7 +175,7 @@ def _launch(tag: str, member: str, target: float, data_dir: Path, overrides: Map
         process = subprocess.Popen(
             [FAUST, "-A", "app", "worker", "-l", "warn"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    topics = {role.lower(): env[f"TOPIC_{role}"] for role in TOPIC_ROLES}
+    topics = {role: env[f"TOPIC_{role.upper()}"] for role in ROLES}
     return BenchWorker(process, port, env["APP_ID"], topics, log_path)
 
 

@@ -22,6 +22,7 @@ from agents.requests import DUE, OPENING
 from app.derivation import DerivationConfig
 from app.inventory import StockState
 from app.inventory.stockroom import Backorder, Outcome, ProductStock, Scheduled, StockReference, Stockroom
+from app.wire.roles import INVENTORY_CHANGES
 from db.mirror import write_stock
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class PostgresLedger:
                 def opening(stock: ProductStock, change: dict[str, Any], out: Outcome) -> None:
                     if change["change_id"] in fresh:  # the rows hold the seeded stock already
                         fresh.discard(change["change_id"])
-                        out.records.append(("inventory_changes", str(stock.product_id), dict(change)))
+                        out.records.append((INVENTORY_CHANGES, str(stock.product_id), dict(change)))
                         out.counts["opening balances"] += 1
 
                 def product(product_id: int, partition: int) -> ProductStock:

@@ -24,12 +24,14 @@ from app.dead_letters import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from app.derivation import DerivationConfig, Stage, decide_payment, rng_for
 from app.inventory import fold
 from app.settings import Settings
+from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
+from app.wire.symbols import DECLINED, SALE
 from tests.stock_support import differences
 from tests.support import ReadRecord, foldable_changes
 
 BAD_HEADER = "x-datagen-bad-record"
 #: Which field is each derived topic's id.
-IDS = {"payments": "payment_id", "shipments": "shipment_id", "inventory_changes": "change_id"}
+IDS = {PAYMENTS: "payment_id", SHIPMENTS: "shipment_id", INVENTORY_CHANGES: "change_id"}
 
 Stock = Mapping[tuple[int, int], int]
 
@@ -112,7 +114,7 @@ def judge(
     """The verdict on one run: ``records`` by role (orders, payments, shipments, inventory_changes, dead_letter and
     requests), ``stocks`` the stock as each other holder shows it (changelog, postgres, listing) by name."""
     verdict = Verdict()
-    orders = good_orders(records["orders"])
+    orders = good_orders(records[ORDERS])
     verdict.orders = len(orders)
     _judge_payments(settings, orders, records, verdict)
     _judge_shipments(orders, records, verdict)
@@ -133,7 +135,7 @@ def _judge_payments(
             expected[payment["payment_id"]] = (order_id, payment["status"], payment["amount"], payment["method"])
     found = {
         payment_id: (payment["order_id"], payment["status"], payment["amount"], payment["method"])
-        for payment_id, payment in distinct(records["payments"], "payments").items()
+        for payment_id, payment in distinct(records[PAYMENTS], PAYMENTS).items()
     }
     verdict.payments = len(found)
     missing = sorted(set(expected) - set(found))
@@ -147,9 +149,9 @@ def _judge_payments(
 
 
 def _judge_shipments(orders: Mapping[str, dict], records: Mapping[str, list[ReadRecord]], verdict: Verdict) -> None:
-    payments = distinct(records["payments"], "payments")
-    accepted = {payment["order_id"] for payment in payments.values() if payment["status"] != "DECLINED"}
-    shipments = distinct(records["shipments"], "shipments")
+    payments = distinct(records[PAYMENTS], PAYMENTS)
+    accepted = {payment["order_id"] for payment in payments.values() if payment["status"] != DECLINED}
+    shipments = distinct(records[SHIPMENTS], SHIPMENTS)
     verdict.shipments = len(shipments)
     per_order: dict[str, list[dict]] = defaultdict(list)
     for shipment in shipments.values():
@@ -157,8 +159,8 @@ def _judge_shipments(orders: Mapping[str, dict], records: Mapping[str, list[Read
     twice = [order_id for order_id, found in per_order.items() if len(found) > 1]
     unpaid = [order_id for order_id in per_order if order_id not in accepted]
     sales: dict[str, list[dict]] = defaultdict(list)
-    for change in distinct_changes(records["inventory_changes"]):
-        if change["change_type"] == "SALE":
+    for change in distinct_changes(records[INVENTORY_CHANGES]):
+        if change["change_type"] == SALE:
             sales[change["source_id"]].append(change)
     without_sale = [order_id for order_id in per_order if order_id not in sales]
     sale_without_shipment = [order_id for order_id in sales if order_id not in per_order]
@@ -197,7 +199,7 @@ def _judge_copies(records: Mapping[str, list[ReadRecord]], verdict: Verdict) -> 
 
 
 def _judge_ledger(records: Mapping[str, list[ReadRecord]], stocks: Mapping[str, Stock], verdict: Verdict) -> None:
-    changes = distinct_changes(records["inventory_changes"])
+    changes = distinct_changes(records[INVENTORY_CHANGES])
     sums = ledger_sums(changes)
     verdict.clamped_units = sum(state.clamped_units for state in fold(changes).values())
     verdict.note("units clamped in the fold", verdict.clamped_units, "")
@@ -213,7 +215,7 @@ def _judge_ledger(records: Mapping[str, list[ReadRecord]], stocks: Mapping[str, 
 def _judge_dead_letters(records: Mapping[str, list[ReadRecord]], verdict: Verdict) -> None:
     bad = {
         (record.topic, record.partition, record.offset)
-        for role in ("orders", "requests")
+        for role in (ORDERS, "requests")
         for record in records[role]
         if BAD_HEADER in record.headers
     }
@@ -223,7 +225,7 @@ def _judge_dead_letters(records: Mapping[str, list[ReadRecord]], verdict: Verdic
             int(letter.headers[SOURCE_PARTITION]),
             int(letter.headers[SOURCE_OFFSET]),
         )
-        for letter in records["dead_letter"]
+        for letter in records[DEAD_LETTER]
         if SOURCE_TOPIC in letter.headers
     }
     good_dead = sorted(sources - bad)

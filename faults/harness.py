@@ -26,6 +26,7 @@ from agents.requests import requests_topic
 from app.settings import Settings, load_settings
 from app.verify.checks import compare_truth
 from app.verify.truth import count_generated, read_truth
+from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
 from db.throwaway import create_database, drop_database, dsn_for
 from faults.checks import Verdict, judge
 from tests.stock_support import changelog_values, high_watermarks, listed_on_hand, postgres_on_hand, quiet
@@ -150,11 +151,11 @@ class Deployment:
             **(extra or {}),
         }
         self.roles = {
-            "orders": self.topics["TOPIC_ORDERS"],
-            "payments": self.topics["TOPIC_PAYMENTS"],
-            "shipments": self.topics["TOPIC_SHIPMENTS"],
-            "inventory_changes": self.topics["TOPIC_INVENTORY_CHANGES"],
-            "dead_letter": self.topics["TOPIC_DEAD_LETTER"],
+            ORDERS: self.topics["TOPIC_ORDERS"],
+            PAYMENTS: self.topics["TOPIC_PAYMENTS"],
+            SHIPMENTS: self.topics["TOPIC_SHIPMENTS"],
+            INVENTORY_CHANGES: self.topics["TOPIC_INVENTORY_CHANGES"],
+            DEAD_LETTER: self.topics["TOPIC_DEAD_LETTER"],
             "requests": requests_topic(self.app_id),
         }
         base.mkdir(parents=True, exist_ok=True)
@@ -193,11 +194,11 @@ class Deployment:
         return len(held) == int(self.settings.get("GENERATION_SHARDS", "12"))
 
     def orders_made(self) -> int:
-        return sum(high_watermarks(self.roles["orders"]).values())
+        return sum(high_watermarks(self.roles[ORDERS]).values())
 
     def in_flight(self) -> int:
         """Orders on the topic that the agents' group has not committed yet: events not yet decided."""
-        return self.uncommitted(self.roles["orders"])
+        return self.uncommitted(self.roles[ORDERS])
 
     def uncommitted(self, topic: str) -> int:
         """Records of ``topic`` past the agents' group's committed offsets."""
@@ -257,7 +258,7 @@ class Deployment:
         stats, items = quiet(last.worker, timeout=300)
         last.terminate()
         # Decided and committed: a group offset short of the end would have the records after it decided again.
-        behind = {role: n for role in ("orders", "requests") if (n := self.uncommitted(self.roles[role]))}
+        behind = {role: n for role in (ORDERS, "requests") if (n := self.uncommitted(self.roles[role]))}
         expected = sum(sum(high_watermarks(topic).values()) for topic in self.roles.values())
         everything = read_back(list(self.roles.values()), expected, timeout=300)
         if len(everything) != expected:

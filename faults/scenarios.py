@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.wire.roles import INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
 from faults.harness import Deployment, stack
 from tests.stock_support import high_watermarks
 from tests.support import http_get, read_back, registry_client
@@ -192,7 +193,7 @@ def whole_stack_restart(d: Deployment, t: Timing, rng: random.Random) -> Figures
     in_flight = d.in_flight()
     for member in d.members:
         member.terminate()
-    topics = [d.roles[role] for role in ("orders", "payments", "shipments", "inventory_changes")]
+    topics = [d.roles[role] for role in (ORDERS, PAYMENTS, SHIPMENTS, INVENTORY_CHANGES)]
     ids_before = _schema_ids(topics)
     expected = sum(sum(high_watermarks(topic).values()) for topic in topics)
     before = _decoded(read_back(topics, expected, timeout=300))

@@ -2,18 +2,20 @@
 
 from importlib.resources import files
 
+from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS, TRUTH
+
 #: Schema file stem by event topic role (the keys of Settings.topics()).
 EVENT_SCHEMAS = {
-    "orders": "order",
-    "payments": "payment",
-    "shipments": "shipment",
-    "inventory_changes": "inventory_change",
-    "customer_interactions": "customer_interaction",
+    ORDERS: "order",
+    PAYMENTS: "payment",
+    SHIPMENTS: "shipment",
+    INVENTORY_CHANGES: "inventory_change",
+    CUSTOMER_INTERACTIONS: "customer_interaction",
 }
 #: Every value schema by topic role: the events' and the truth topic's (agents/truth.py).
-SCHEMA_FILES = {**EVENT_SCHEMAS, "truth": "truth"}
+SCHEMA_FILES = {**EVENT_SCHEMAS, TRUTH: "truth"}
 #: Version 2 of the roles whose schema evolves mid-run (SCHEMA_EVOLVE_AFTER): new optional fields with defaults.
-EVOLVED_SCHEMAS = {"orders": "order.v2", "customer_interactions": "customer_interaction.v2"}
+EVOLVED_SCHEMAS = {ORDERS: "order.v2", CUSTOMER_INTERACTIONS: "customer_interaction.v2"}
 
 
 def load_schema(role: str, version: int = 1) -> str:

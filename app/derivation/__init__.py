@@ -1,15 +1,9 @@
 """What the agents derive from an order, pure: payments, shipments, SALE/RETURN/RESTOCK changes, deterministic ids."""
 
 from app.derivation.config import (
-    APPLE_PAY,
-    AUTHORIZED,
-    CAPTURED,
-    CARD,
     CARRIERS,
     DAY_MS,
-    DECLINED,
     DEFAULT_LEAD_TIME_SCALE,
-    PAYPAL,
     Carrier,
     DerivationConfig,
     DerivationSettings,
@@ -33,16 +27,10 @@ from app.derivation.returns import decide_return
 from app.derivation.shipment import Fulfilment, ShipmentDecision, Warehouse, choose_warehouse, decide_shipment
 
 __all__ = [
-    "APPLE_PAY",
-    "AUTHORIZED",
-    "CAPTURED",
-    "CARD",
     "CARRIERS",
     "DAY_MS",
-    "DECLINED",
     "DEFAULT_LEAD_TIME_SCALE",
     "NAMESPACE",
-    "PAYPAL",
     "Carrier",
     "Delivery",
     "DerivationConfig",

@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.derivation.exceptions import DerivationError
+from app.wire.symbols import APPLE_PAY, CARD, PAYPAL
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
-#: Symbols of the PaymentMethod and PaymentStatus enums of payment.avsc.
-CARD, APPLE_PAY, PAYPAL = "CARD", "APPLE_PAY", "PAYPAL"
-AUTHORIZED, CAPTURED, DECLINED = "AUTHORIZED", "CAPTURED", "DECLINED"
 #: A day of lead time, transit or return window lasts a minute: restocks are seen within a run, not days later.
 DEFAULT_LEAD_TIME_SCALE = 1 / 1440
 

@@ -6,12 +6,11 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from app.generation.events import CART_ADD, PAGE_VIEW, SEARCH
 from app.inventory import InvalidValue
 from app.inventory.fields import choice, integer, optional_text, reason_invalid, text
+from app.wire.symbols import INTERACTION_TYPES
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-INTERACTION_TYPES = (PAGE_VIEW, SEARCH, CART_ADD)
 
 
 class Order(NamedTuple):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from bisect import bisect
 from collections.abc import Mapping
 
-from app.derivation.config import AUTHORIZED, CAPTURED, DECLINED, DerivationConfig
+from app.derivation.config import DerivationConfig
 from app.derivation.ids import Uniform, payment_id
 from app.derivation.orders import read_order
 from app.generation.generator import cuts
+from app.wire.symbols import AUTHORIZED, CAPTURED, DECLINED
 
 #: Payments are single attempts: a declined order is not retried (a retry would be attempt 2).
 ATTEMPT = 1

@@ -2,14 +2,7 @@
 
 from app.generation.catalog_snapshot import Catalog, Product, search_terms
 from app.generation.config import GenerationConfig, GenerationSettings, StreamPlace
-from app.generation.events import (
-    CUSTOMER_INTERACTIONS,
-    INVENTORY_CHANGES,
-    KINDS,
-    ORDERS,
-    Event,
-    PriceChange,
-)
+from app.generation.events import Event, PriceChange
 from app.generation.exceptions import CatalogError, GenerationError
 from app.generation.faults import BAD_KINDS, BYTE_LEVEL_KINDS, SEMANTIC_KINDS, UNKNOWN_SCHEMA_IDS, corrupt
 from app.generation.generator import EventGenerator
@@ -20,10 +13,6 @@ from app.generation.shards import ShardStream, block_size, deal, shard_share
 __all__ = [
     "BAD_KINDS",
     "BYTE_LEVEL_KINDS",
-    "CUSTOMER_INTERACTIONS",
-    "INVENTORY_CHANGES",
-    "KINDS",
-    "ORDERS",
     "SEMANTIC_KINDS",
     "UNKNOWN_SCHEMA_IDS",
     "Catalog",

@@ -181,7 +181,7 @@ class GenerationConfig:
 
     @property
     def mix(self) -> tuple[float, float, float]:
-        """The weights of orders, interactions and inventory changes, in the order of KINDS."""
+        """The weights of orders, interactions and inventory changes, in the order of app.wire.roles.GENERATED."""
         return (self.weight_orders, self.weight_interactions, self.weight_inventory_chg)
 
     @property

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from app.generation.events import CUSTOMER_INTERACTIONS, ORDERS
+from app.wire.roles import CUSTOMER_INTERACTIONS, ORDERS
 
 CHANNELS = ("web", "web", "app", "app", "marketplace")
 DEVICES = ("desktop", "mobile", "mobile", "tablet")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from app.generation.exceptions import GenerationError
+from app.wire.framing import HEADER_SIZE, MAGIC_BYTE, body, frame
 
 #: Faults applied to the encoded bytes by ``corrupt``.
 BYTE_LEVEL_KINDS = ("undecodable", "unknown_schema_id", "wrong_magic_byte", "truncated_body")
@@ -12,9 +13,6 @@ BYTE_LEVEL_KINDS = ("undecodable", "unknown_schema_id", "wrong_magic_byte", "tru
 SEMANTIC_KINDS = ("negative_quantity",)
 BAD_KINDS = BYTE_LEVEL_KINDS + SEMANTIC_KINDS
 
-#: Confluent wire format: magic byte 0, a 4-byte big-endian schema id, then the Avro body.
-MAGIC_BYTE = 0
-HEADER_SIZE = 5
 #: Schema ids from here up to 2**31 - 1 are never assigned: registries count their ids up from 1.
 UNKNOWN_SCHEMA_IDS = range(2**31 - 1024, 2**31)
 
@@ -36,11 +34,11 @@ def corrupt(kind: str, framed: bytes, rng: random.Random) -> bytes:
         return rng.randbytes(rng.randint(1, HEADER_SIZE))
     if kind == "unknown_schema_id":
         schema_id = UNKNOWN_SCHEMA_IDS[rng.randrange(len(UNKNOWN_SCHEMA_IDS))]
-        return framed[:1] + schema_id.to_bytes(4, "big") + framed[HEADER_SIZE:]
+        return frame(schema_id, body(framed))
     if kind == "wrong_magic_byte":
         return bytes((rng.randint(1, 255),)) + framed[1:]
     if kind == "truncated_body":
-        return framed[:HEADER_SIZE] + _truncated(framed[HEADER_SIZE:], rng)
+        return framed[:HEADER_SIZE] + _truncated(body(framed), rng)
     if kind in SEMANTIC_KINDS:
         return framed
     msg = f"fault kind {kind!r}: expected one of {', '.join(BAD_KINDS)}"

@@ -8,21 +8,14 @@ from bisect import bisect
 
 from app.generation.catalog_snapshot import Catalog
 from app.generation.config import GenerationConfig, StreamPlace
-from app.generation.events import (
-    CUSTOMER_INTERACTIONS,
-    DAMAGE,
-    INVENTORY_CHANGES,
-    ORDERS,
-    RESTOCK,
-    Event,
-    EventIds,
-    PriceChange,
-)
+from app.generation.events import Event, EventIds, PriceChange
 from app.generation.exceptions import GenerationError
 from app.generation.faults import BAD_KINDS
 from app.generation.prices import PriceWalk
 from app.generation.sampler import Sampler
 from app.generation.sessions import SessionPool
+from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS
+from app.wire.symbols import DAMAGE, RESTOCK
 
 _NEGATIVE_QUANTITY = "negative_quantity"
 #: A deployment of one shard: the whole stream.

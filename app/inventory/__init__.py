@@ -1,15 +1,13 @@
 """Event-sourced inventory, pure: a product's stock state and the idempotent fold of inventory changes into it."""
 
-from app.inventory.changes import CHANGE_TYPES, DELTA_SIGN, SALE, Change, read_change, validate_change
+from app.inventory.changes import DELTA_SIGN, Change, read_change, validate_change
 from app.inventory.exceptions import InvalidValue, InventoryError
 from app.inventory.fold import apply, fold
 from app.inventory.state import REMEMBERED_CHANGES, StockState, WarehouseStock
 
 __all__ = [
-    "CHANGE_TYPES",
     "DELTA_SIGN",
     "REMEMBERED_CHANGES",
-    "SALE",
     "Change",
     "InvalidValue",
     "InventoryError",

@@ -5,15 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from app.generation.events import DAMAGE, RESTOCK, RETURN
 from app.inventory.exceptions import InvalidValue
 from app.inventory.fields import choice, integer, optional_text, reason_invalid, text
+from app.wire.symbols import CHANGE_TYPES, DAMAGE, RESTOCK, RETURN, SALE
 
-#: The ChangeType symbol the generator never makes: a served order's units leaving its warehouse.
-SALE = "SALE"
-#: Symbols of the ChangeType enum of inventory_change.avsc, in its order.
-CHANGE_TYPES = (RESTOCK, SALE, DAMAGE, RETURN)
-#: +1 for the types that add units on hand, -1 for those that take them.
+#: +1 for the types that add units on hand, -1 for those that take them (SALE: a served order's units leaving).
 DELTA_SIGN = {RESTOCK: 1, SALE: -1, DAMAGE: -1, RETURN: 1}
 
 

@@ -39,6 +39,8 @@ from app.derivation import (
 )
 from app.inventory.changes import DELTA_SIGN, read_change
 from app.inventory.state import StockState, WarehouseStock
+from app.wire.roles import INVENTORY_CHANGES, SHIPMENTS
+from app.wire.symbols import RESTOCK
 
 #: Kinds of scheduled items.
 CHANGE_DUE = "change"
@@ -258,7 +260,7 @@ class Stockroom:
         checked = read_change(change)
         if DELTA_SIGN[checked.change_type] > 0:
             stock.move(checked.warehouse_id, checked.delta, checked.event_time)
-            out.records.append(("inventory_changes", str(stock.product_id), dict(change)))
+            out.records.append((INVENTORY_CHANGES, str(stock.product_id), dict(change)))
             out.counts[f"{checked.change_type.lower()} applied"] += 1
             self._serve_backlog(stock, backlog, checked.event_time, out)
             return
@@ -269,7 +271,7 @@ class Stockroom:
         if taken < -checked.delta:
             out.counts["damage reduced to what was available"] += 1
         stock.move(checked.warehouse_id, -taken, checked.event_time)
-        out.records.append(("inventory_changes", str(stock.product_id), {**change, "delta": -taken}))
+        out.records.append((INVENTORY_CHANGES, str(stock.product_id), {**change, "delta": -taken}))
         out.counts["damage applied"] += 1
         self._maybe_reorder(stock, backlog, checked.warehouse_id, checked.change_id, checked.event_time, out)
 
@@ -279,7 +281,7 @@ class Stockroom:
         if checked.warehouse_id in stock.warehouses:
             return
         stock.move(checked.warehouse_id, checked.delta, checked.event_time)
-        out.records.append(("inventory_changes", str(stock.product_id), dict(change)))
+        out.records.append((INVENTORY_CHANGES, str(stock.product_id), dict(change)))
         out.counts["opening balances"] += 1
 
     def due(self, stock: ProductStock, backlog: list[Backorder], item: Scheduled, now_ms: int, out: Outcome) -> None:
@@ -298,7 +300,7 @@ class Stockroom:
         checked = read_change(change)
         stock.move(checked.warehouse_id, checked.delta, checked.event_time)
         short = False
-        if checked.change_type == "RESTOCK":
+        if checked.change_type == RESTOCK:
             ordered = checked.delta if item.ordered is None else item.ordered
             left = stock.on_order.get(checked.warehouse_id, 0) - ordered  # all of the order: nothing more follows
             stock.on_order[checked.warehouse_id] = max(0, left)
@@ -310,7 +312,7 @@ class Stockroom:
                 out.counts["restocks arrived late"] += 1
         else:
             out.counts["returns arrived"] += 1
-        out.records.append(("inventory_changes", str(stock.product_id), change))
+        out.records.append((INVENTORY_CHANGES, str(stock.product_id), change))
         at = max(checked.event_time, now_ms)
         self._serve_backlog(stock, backlog, at, out)
         if short:
@@ -344,8 +346,8 @@ class Stockroom:
         assert sale is not None
         warehouse_id, units, at = int(sale["warehouse_id"]), -int(sale["delta"]), int(sale["event_time"])
         stock.move(warehouse_id, -units, at)
-        out.records.append(("shipments", str(order["order_id"]), shipment))
-        out.records.append(("inventory_changes", str(stock.product_id), sale))
+        out.records.append((SHIPMENTS, str(order["order_id"]), shipment))
+        out.records.append((INVENTORY_CHANGES, str(stock.product_id), sale))
         out.counts["shipped"] += 1
         returned = decide_return(
             order, shipment, self._config, rng_for(self._config.seed, str(order["order_id"]), Stage.RETURN)

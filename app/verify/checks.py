@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from app.derivation import DECLINED
 from app.truth import MinuteCounts
 from app.verify import relations
 from app.verify.expectations import Expectations
@@ -20,6 +19,8 @@ from app.verify.observe import Observations
 from app.verify.relations import OnHand
 from app.verify.results import CheckResult, Problems, exact, skipped
 from app.verify.shares import share_check, shares_check
+from app.wire.roles import INVENTORY_CHANGES, ORDERS
+from app.wire.symbols import DECLINED
 
 #: How long after the newest inventory change the mirror may still be writing it (it writes once a second).
 SETTLE_MS = 5_000
@@ -205,7 +206,7 @@ def inventory_changes(evidence: Evidence) -> list[CheckResult]:
     )
     if not expected.agents_enabled:
         return [background, skipped("changes", "AGENTS_ENABLED=false: no SALE or RETURN is derived")]
-    until_ms = seen.newest_ms.get("inventory_changes", 0) - SETTLE_MS
+    until_ms = seen.newest_ms.get(INVENTORY_CHANGES, 0) - SETTLE_MS
     hits, due = relations.returns_due(seen.shipments, seen.returns, expected.return_window_ms, until_ms)
     sales = relations.sales_for_shipments(seen.orders, seen.shipments, seen.sales)
     returns = relations.returns_for_orders(seen.orders, seen.shipments, seen.returns)
@@ -288,7 +289,7 @@ def dead_letters(evidence: Evidence) -> list[CheckResult]:
     bad records elsewhere stay where they are (none on the ledger)."""
     seen, expected = evidence.seen, evidence.expected
     letters = seen.dead_letters
-    consumed = {expected.topics["orders"], expected.requests_topic}
+    consumed = {expected.topics[ORDERS], expected.requests_topic}
     routing = relations.dead_letter_routing(
         seen.bad_consumed, letters.sources, consumed if expected.agents_enabled else set()
     )

@@ -19,7 +19,7 @@ from typing import IO, Any
 from app.settings import Settings
 from app.verify.checks import SETTLE_MS, Evidence, Stock, evaluate
 from app.verify.expectations import Expectations
-from app.verify.observe import DEAD_LETTER, REQUESTS, Collector
+from app.verify.observe import REQUESTS, Collector
 from app.verify.reader import (
     Ends,
     Progress,
@@ -36,22 +36,23 @@ from app.verify.results import FAIL, PASS, SKIP, CheckResult
 from app.verify.shares import MIN_EXPECTED
 from app.verify.sources import read_listing, read_reference, read_stock
 from app.verify.truth import count_generated, read_truth
+from app.wire.roles import CUSTOMER_INTERACTIONS, DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS, TRUTH
 
 #: Exit statuses.
 OK, FAILED, UNREADABLE = 0, 1, 2
 #: The order the watermarks are taken in: derived topics before the topics they derive from, so that a derived
 #: record inside the snapshot has its source inside it too, even while a worker runs.
 SNAPSHOT_ORDER = (
-    "inventory_changes",
-    "shipments",
-    "payments",
+    INVENTORY_CHANGES,
+    SHIPMENTS,
+    PAYMENTS,
     DEAD_LETTER,
     REQUESTS,
-    "orders",
-    "customer_interactions",
+    ORDERS,
+    CUSTOMER_INTERACTIONS,
 )
 #: The order the topics are read in.
-READ_ORDER = ("orders", "payments", "shipments", "inventory_changes", "customer_interactions", REQUESTS, DEAD_LETTER)
+READ_ORDER = (ORDERS, PAYMENTS, SHIPMENTS, INVENTORY_CHANGES, CUSTOMER_INTERACTIONS, REQUESTS, DEAD_LETTER)
 
 
 def verify(
@@ -102,7 +103,7 @@ def gather(
         for topic in snapshot.missing:
             print(f"verify: {topic} does not exist: read as empty", file=err, flush=True)
         stock = read_holders(settings, expected, worker_urls, timeout)
-        ledger = names["inventory_changes"]
+        ledger = names[INVENTORY_CHANGES]
         grown = _records(watermarks(consumer, ledger, timeout) or {}) - _records(snapshot.ends.get(ledger, {}))
         collector = Collector(expected, decoder_for(settings, time.monotonic() + timeout))
         progress = Progress(err)
@@ -113,7 +114,7 @@ def gather(
     finally:
         consumer.close()
     seen = collector.observations
-    moving = _moving(grown, ledger, started_ms - seen.newest_ms.get("inventory_changes", 0))
+    moving = _moving(grown, ledger, started_ms - seen.newest_ms.get(INVENTORY_CHANGES, 0))
     dsn = settings.pg_dsn.get_secret_value()
     products = {*seen.products, *(product_id for product_id, _ in seen.skus)}
     reference = read_reference(dsn, timeout, seen.users, products, seen.warehouses)
@@ -126,7 +127,7 @@ def _with_truth(evidence: Evidence, settings: Settings, timeout: float, progress
     generated topics (so every minute published is whole in what is counted)."""
     if not settings.truth_enabled:
         return dataclasses.replace(evidence, truth_reason="TRUTH_ENABLED=false: no truth topic is published")
-    truth_topic = settings.topics()["truth"]
+    truth_topic = settings.topics()[TRUTH]
     told = read_truth(settings, timeout, lambda read: progress.tick(truth_topic, read, read))
     progress.tick(truth_topic, len(told), len(told), done=True)
     counted = count_generated(settings, lambda read: progress.tick("the generated topics, by shard", read, read))

@@ -27,23 +27,25 @@ from app.derivation import (
     validate_interaction,
     validate_order,
 )
-from app.generation.events import CART_ADD, DAMAGE, PAGE_VIEW, RESTOCK, RETURN, SEARCH
-from app.inventory import SALE, validate_change
-from app.verify.expectations import BACKGROUND, INTERACTIONS, ORDERS, Expectations
+from app.inventory import validate_change
+from app.verify.expectations import BACKGROUND, INTERACTIONS, Expectations
+from app.verify.expectations import ORDERS as MIX_ORDERS
 from app.verify.results import Problems
+from app.wire.roles import CUSTOMER_INTERACTIONS, DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
+from app.wire.symbols import CART_ADD, DAMAGE, PAGE_VIEW, RESTOCK, RETURN, SALE, SEARCH
 
 #: The header of a deliberately bad record, naming its kind (agents/generation.py).
 BAD_HEADER = "x-datagen-bad-record"
 DUPLICATE_HEADER = "x-datagen-duplicate"
-#: Roles of the two topics read besides the five event topics.
-REQUESTS, DEAD_LETTER = "requests", "dead_letter"
+#: The role of the stock requests topic, read besides the five event topics and the dead-letter topic (DEAD_LETTER).
+REQUESTS = "requests"
 #: The id field of each event topic's records.
 ID_FIELDS = {
-    "orders": "order_id",
-    "payments": "payment_id",
-    "shipments": "shipment_id",
-    "inventory_changes": "change_id",
-    "customer_interactions": "interaction_id",
+    ORDERS: "order_id",
+    PAYMENTS: "payment_id",
+    SHIPMENTS: "shipment_id",
+    INVENTORY_CHANGES: "change_id",
+    CUSTOMER_INTERACTIONS: "interaction_id",
 }
 #: The change id prefix of the opening balances (agents/fulfilment.py's OPENING_PREFIX).
 OPENING_PREFIX = "opening-"
@@ -200,18 +202,18 @@ class Collector:
         self._roles = {name: role for role, name in topics.items()}
         self._roles[expected.requests_topic] = REQUESTS
         self._handlers: dict[str, Callable[[Record, Mapping[str, Any]], None]] = {
-            "orders": self._order,
-            "customer_interactions": self._interaction,
-            "payments": self._payment,
-            "shipments": self._shipment,
-            "inventory_changes": self._change,
+            ORDERS: self._order,
+            CUSTOMER_INTERACTIONS: self._interaction,
+            PAYMENTS: self._payment,
+            SHIPMENTS: self._shipment,
+            INVENTORY_CHANGES: self._change,
         }
         #: Where a generated event of each event topic counts in the mix, and whether its lateness shows there.
-        self._mix_kind = {"orders": ORDERS, "customer_interactions": INTERACTIONS}
+        self._mix_kind = {ORDERS: MIX_ORDERS, CUSTOMER_INTERACTIONS: INTERACTIONS}
         if not expected.agents_enabled:  # background changes go straight to inventory-changes.v1, as drawn
-            self._mix_kind["inventory_changes"] = BACKGROUND
+            self._mix_kind[INVENTORY_CHANGES] = BACKGROUND
         #: Topics the agents consume: a bad record there must be dead-lettered.
-        self._consumed = {topics["orders"], expected.requests_topic} if expected.agents_enabled else set()
+        self._consumed = {topics[ORDERS], expected.requests_topic} if expected.agents_enabled else set()
 
     def add(self, record: Record) -> None:
         """Count and take in one record."""
@@ -256,7 +258,7 @@ class Collector:
             seen.bad_kinds[kind] += 1
         if record.topic in self._consumed:
             seen.bad_consumed.add((record.topic, record.partition, record.offset))
-        elif role == "inventory_changes" and self._expected.agents_enabled:
+        elif role == INVENTORY_CHANGES and self._expected.agents_enabled:
             seen.bad_on_ledger.add(f"bad record ({kind}) on {record.topic}", _position(record))
 
     def _request(self, record: Record) -> None:
@@ -421,7 +423,7 @@ class Collector:
         seen = self.observations
         facts = ChangeFacts(str(source_id), product_id, warehouse_id, delta)
         if change_type == SALE:
-            seen.change_kinds["SALE"] += 1
+            seen.change_kinds[SALE] += 1
             seen.sales[change_id] = facts
             if source_id is None or change_id != sale_change_id(str(source_id)):
                 seen.derived_ids.add("SALE change_id not derived from its order (source_id)", change_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from app.derivation import DECLINED
 from app.verify.observe import ChangeFacts, OrderFacts, PaymentFacts, ShipmentFacts
 from app.verify.results import Problems
+from app.wire.symbols import DECLINED
 
 #: (product_id, warehouse_id) -> units on hand.
 OnHand = Mapping[tuple[int, int], int]

@@ -17,6 +17,7 @@ from app.settings import Settings
 from app.truth import GENERATOR, MinuteCounts
 from app.truth_recount import recount, recount_derived
 from app.verify.reader import VerifyError
+from app.wire.roles import CUSTOMER_INTERACTIONS, DERIVED, INVENTORY_CHANGES, ORDERS, TRUTH
 
 #: Who emitted a truth record's records: a generation shard (its number, as text) or an agent's source
 #: (``<agent>:<incarnation>``); and the minute (epoch ms).
@@ -29,18 +30,18 @@ def generated_topics(settings: Settings) -> dict[str, str]:
     """The topics the generator writes (topic name -> event kind): with the agents on, its background changes are
     requests on ``<APP_ID>-stock-requests``."""
     topics = settings.topics()
-    changes = f"{settings.app_id}-stock-requests" if settings.agents_enabled else topics["inventory_changes"]
+    changes = f"{settings.app_id}-stock-requests" if settings.agents_enabled else topics[INVENTORY_CHANGES]
     return {
-        topics["orders"]: "orders",
-        topics["customer_interactions"]: "customer_interactions",
-        changes: "inventory_changes",
+        topics[ORDERS]: ORDERS,
+        topics[CUSTOMER_INTERACTIONS]: CUSTOMER_INTERACTIONS,
+        changes: INVENTORY_CHANGES,
     }
 
 
 def read_truth(settings: Settings, timeout: float, progress: Callable[[int], None] | None = None) -> Told:
     """The truth topic's latest record of each key, read to its high watermarks: the one with the latest record
     timestamp (publication time), of those the one at the highest offset."""
-    topic = settings.topics()["truth"]
+    topic = settings.topics()[TRUTH]
     decoder = RecordDecoder(SchemaRegistryClient(registry_config(settings)))
     consumer = Consumer(
         kafka_config(
@@ -97,6 +98,6 @@ def count_generated(settings: Settings, progress: Callable[[int], None] | None =
     shards = recount(connection, generated_topics(settings), decode, progress=progress)
     counted: dict[Key, MinuteCounts] = {(str(shard), minute): counts for (shard, minute), counts in shards.items()}
     if settings.agents_enabled:
-        derived = {topics[role]: role for role in ("payments", "shipments", "inventory_changes")}
+        derived = {topics[role]: role for role in DERIVED}
         counted.update(recount_derived(connection, derived, decode, progress=progress))
     return counted

@@ -9,10 +9,11 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from app.avro import AvroCodec, schema_id
+from app.avro import AvroCodec
 from app.derivation import DerivationConfig
 from app.settings import load_settings
 from app.truth import MinuteCounts
+from app.wire.framing import schema_id
 from tests.support import registry_client, topic_deserializer, unique_topics
 from tests.unit.test_derivation_support import derive, make_order
 from tests.unit.test_generation_support import make_generator

@@ -11,9 +11,6 @@ from collections import Counter
 import pytest
 
 from app.derivation import (
-    AUTHORIZED,
-    CAPTURED,
-    DECLINED,
     DerivationConfig,
     DerivationError,
     Fulfilment,
@@ -32,9 +29,10 @@ from app.derivation import (
 )
 from app.derivation.ids import MAX_DRAWS, NAMESPACE
 from app.generation import SEMANTIC_KINDS
-from app.generation.events import CUSTOMER_INTERACTIONS, ORDERS
 from app.inventory import InvalidValue
 from app.settings import Settings
+from app.wire.roles import CUSTOMER_INTERACTIONS, ORDERS
+from app.wire.symbols import AUTHORIZED, CAPTURED, DECLINED
 from tests.unit.test_derivation_support import assert_avro, derive, make_order, make_orders, order_id
 from tests.unit.test_generation_support import assert_share, make_generator
 

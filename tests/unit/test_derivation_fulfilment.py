@@ -29,8 +29,8 @@ from app.derivation import (
     sale_change_id,
     shipment_id,
 )
-from app.generation.events import RESTOCK, RETURN
-from app.inventory import SALE, validate_change
+from app.inventory import validate_change
+from app.wire.symbols import RESTOCK, RETURN, SALE
 from tests.unit.test_derivation_support import (
     WAREHOUSES,
     assert_avro,

@@ -15,9 +15,11 @@ from typing import Any
 import fastavro
 import pytest
 
-from app.generation import BAD_KINDS, KINDS, EventGenerator, GenerationConfig, GenerationError
-from app.generation.events import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, Event, EventIds
+from app.generation import BAD_KINDS, EventGenerator, GenerationConfig, GenerationError
+from app.generation.events import Event, EventIds
 from app.generation.generator import balanced_restock, balanced_restock_mean, cuts
+from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS
+from app.wire.roles import GENERATED as KINDS
 from tests.unit.test_generation_support import (
     NOW_MS,
     Z,

@@ -10,8 +10,9 @@ from typing import Any
 import fastavro
 import pytest
 
-from app.generation import BYTE_LEVEL_KINDS, KINDS, UNKNOWN_SCHEMA_IDS, GenerationError, corrupt
+from app.generation import BYTE_LEVEL_KINDS, UNKNOWN_SCHEMA_IDS, GenerationError, corrupt
 from app.generation.events import Event
+from app.wire.roles import GENERATED as KINDS
 from tests.unit.test_generation_support import NOW_MS, make_generator, schema
 
 #: Schema ids as a registry would hand them out, one per kind.

@@ -8,8 +8,9 @@ from collections import defaultdict
 from typing import Any
 
 from app.generation import Sampler, search_terms
-from app.generation.events import CUSTOMER_INTERACTIONS, ORDERS, Event, EventIds
+from app.generation.events import Event, EventIds
 from app.generation.sessions import SessionPool
+from app.wire.roles import CUSTOMER_INTERACTIONS, ORDERS
 from tests.unit.test_generation_support import NOW_MS, assert_share, make_catalog, make_config, make_generator
 
 

@@ -8,11 +8,12 @@ from collections import Counter
 import pytest
 
 from app.generation import GenerationConfig, GenerationError, ShardStream, StreamPlace, block_size, deal, shard_share
-from app.generation.events import ORDERS, Event
+from app.generation.events import Event
 from app.generation.generator import price_move_rate
 from app.generation.prices import PriceWalk
 from app.generation.sampler import AliasTable
 from app.generation.shards import IDS_PER_EVENT, MAX_BLOCK, MIN_BLOCK
+from app.wire.roles import ORDERS
 from tests.unit.test_generation_support import NOW_MS, make_catalog
 
 CONFIG = GenerationConfig(stream_eps=1_200.0, p_update_price=0.05, p_bad_record=0.01)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from app.generation import Catalog, EventGenerator, GenerationConfig, Product
-from app.generation.events import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS
 from app.settings import Settings
+from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 SCHEMA_FILE = {

@@ -9,10 +9,8 @@ from collections import Counter
 import pytest
 
 from app.generation import SEMANTIC_KINDS
-from app.generation.events import DAMAGE, INVENTORY_CHANGES, RESTOCK, RETURN
 from app.inventory import (
     REMEMBERED_CHANGES,
-    SALE,
     InventoryError,
     StockState,
     WarehouseStock,
@@ -20,6 +18,8 @@ from app.inventory import (
     fold,
     validate_change,
 )
+from app.wire.roles import INVENTORY_CHANGES
+from app.wire.symbols import DAMAGE, RESTOCK, RETURN, SALE
 from tests.unit.test_derivation_support import assert_avro
 from tests.unit.test_generation_support import NOW_MS, make_generator
 

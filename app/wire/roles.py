@@ -1,0 +1,18 @@
+"""The topic roles: the keys of ``Settings.topics()``, of the value schemas (``schemas``) and of the codec."""
+
+from __future__ import annotations
+
+ORDERS = "orders"
+PAYMENTS = "payments"
+SHIPMENTS = "shipments"
+INVENTORY_CHANGES = "inventory_changes"
+CUSTOMER_INTERACTIONS = "customer_interactions"
+DEAD_LETTER = "dead_letter"
+TRUTH = "truth"
+
+#: Every role, in the order of ``Settings.topics()``.
+ROLES = (ORDERS, PAYMENTS, SHIPMENTS, INVENTORY_CHANGES, CUSTOMER_INTERACTIONS, DEAD_LETTER, TRUTH)
+#: The roles whose events the generator makes (the event kinds), in the order of its mix weights.
+GENERATED = (ORDERS, CUSTOMER_INTERACTIONS, INVENTORY_CHANGES)
+#: The roles the agents derive records of: payments, shipments, and the inventory changes they decide.
+DERIVED = (PAYMENTS, SHIPMENTS, INVENTORY_CHANGES)
