@@ -29,7 +29,6 @@ from app.avro import AvroCodec
 from app.producer import EventProducer
 from app.truth import (
     MINUTE_MS,
-    SOURCE_HEADER,
     Decode,
     MinuteCounts,
     header,
@@ -37,6 +36,7 @@ from app.truth import (
     source_key,
 )
 from app.truth_recount import recount_derived
+from app.wire.headers import SOURCE_HEADER
 from app.wire.roles import DERIVED, TRUTH
 from db.truth_marks import TruthMarks
 

@@ -27,7 +27,7 @@ from agents.intake import Intake, deliver
 from agents.kafka_ledger import KafkaLedger
 from agents.ledger import StockLedger
 from agents.orders import OrdersAgent
-from agents.requests import OPENING, headers_of, requests_topic
+from agents.requests import OPENING, headers_of
 from agents.stock import StockAgent
 from app.avro import AvroCodec
 from app.clients import kafka_config
@@ -39,7 +39,7 @@ from app.producer import EventProducer
 from app.retry import until_done
 from app.settings import Settings
 from app.stats import EmissionStats
-from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS
+from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, requests_topic
 from app.wire.symbols import RESTOCK
 from db.mirror import mirror_stock
 from db.pg_ledger import PostgresLedger

@@ -19,7 +19,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from faust.web import Request, Response, View
 from mode import BaseSignalT
 
-from agents.requests import CHANGE, headers_of, requests_topic
+from agents.requests import CHANGE, headers_of
 from agents.shard_keeper import SHARDS_TABLE, ShardKeeper
 from agents.truth import TruthTeller
 from app.avro import AvroCodec
@@ -46,8 +46,9 @@ from app.registry import evolve
 from app.retry import until_done
 from app.settings import Settings, mask_url
 from app.stats import EmissionStats
-from app.truth import DUPLICATE_HEADER, minute_of
-from app.wire.roles import GENERATED, INVENTORY_CHANGES
+from app.truth import minute_of
+from app.wire.headers import BAD_RECORD_HEADER, DUPLICATE
+from app.wire.roles import GENERATED, INVENTORY_CHANGES, requests_topic
 from db.catalog_store import write_price_changes
 from schemas import EVOLVED_SCHEMAS
 
@@ -62,10 +63,6 @@ CHUNK = 2_000
 MAX_BATCH = 5_000
 #: How long one tick may go on emitting full batches while the bucket holds more (the rest waits for the next).
 TICK_BUDGET_SECONDS = 0.5
-#: Header on every deliberately malformed record, naming its kind, so consumers can count them.
-BAD_RECORD_HEADER = "x-datagen-bad-record"
-#: The header of a record's second copy (P_DUPLICATE).
-DUPLICATE: tuple[str, str | bytes | None] = (DUPLICATE_HEADER, b"1")
 #: How long to wait for librdkafka's queue to drain a little when it is full.
 BACKPRESSURE_PAUSE = 0.01
 #: How often background price changes are written to Postgres, in one statement.

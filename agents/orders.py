@@ -23,7 +23,8 @@ from app.derivation import DerivationConfig, Stage, decide_payment, rng_for, val
 from app.derivation.agent_clock import AgentClock
 from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
-from app.truth import DUPLICATE_HEADER, header
+from app.truth import header
+from app.wire.headers import DUPLICATE_HEADER
 from app.wire.roles import ORDERS, PAYMENTS
 
 #: The agent's name in the x-datagen-source header.

@@ -1,6 +1,7 @@
 """The stock requests topic: everything the stock agent decides, keyed by product, in one partition per product.
 
-Four kinds, named by the ``x-datagen-request`` header:
+Its name is ``app.wire.roles.requests_topic(app_id)``. Four kinds, named by the ``x-datagen-request`` header
+(``app.wire.headers.REQUEST_KIND_HEADER``):
 
 - ``order``: an order with its payment, forwarded by the orders agent (JSON), with the orders.v1 partition and
   offset it came from, so a replay of the orders agent is recognised.
@@ -17,29 +18,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: The header naming a request's kind.
-KIND_HEADER = "x-datagen-request"
+from app.wire.headers import REQUEST_KIND_HEADER
+
 ORDER, CHANGE, OPENING, DUE = "order", "change", "opening", "due"
 KINDS = (ORDER, CHANGE, OPENING, DUE)
+#: The old name of ``REQUEST_KIND_HEADER``, still imported by tests/unit (test_verify_observe, test_verify_support).
+KIND_HEADER = REQUEST_KIND_HEADER
 
 Headers = list[tuple[str, str | bytes | None]]
 
 
-def requests_topic(app_id: str) -> str:
-    """The name of the app's stock requests topic."""
-    return f"{app_id}-stock-requests"
-
-
 def headers_of(kind: str) -> Headers:
     """The headers of a request of ``kind``."""
-    return [(KIND_HEADER, kind.encode())]
+    return [(REQUEST_KIND_HEADER, kind.encode())]
 
 
 def kind_of(headers: Any) -> str:
     """The kind a record's headers name (Faust gives a list of pairs or a mapping); CHANGE when none."""
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
     for name, value in pairs:
-        if name == KIND_HEADER and value is not None:
+        if name == REQUEST_KIND_HEADER and value is not None:
             kind = value.decode() if isinstance(value, bytes) else str(value)
             return kind if kind in KINDS else CHANGE
     return CHANGE

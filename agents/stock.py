@@ -33,7 +33,8 @@ from app.inventory import validate_change
 from app.inventory.stockroom import StockReference
 from app.metrics import BatchMeter, agent_meters
 from app.producer import EventProducer
-from app.truth import DUPLICATE_HEADER, header
+from app.truth import header
+from app.wire.headers import DUPLICATE_HEADER
 from app.wire.roles import INVENTORY_CHANGES
 from app.wire.symbols import RETURN, SALE
 

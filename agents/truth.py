@@ -22,8 +22,6 @@ from confluent_kafka import KafkaError, Message
 from app.avro import AvroCodec
 from app.producer import EventProducer
 from app.truth import (
-    DUPLICATE_HEADER,
-    SHARD_HEADER,
     Decode,
     MinuteCounts,
     TruthBook,
@@ -33,6 +31,7 @@ from app.truth import (
     truth_key,
 )
 from app.truth_recount import recount
+from app.wire.headers import DUPLICATE_HEADER, SHARD_HEADER
 from app.wire.roles import TRUTH
 
 log = logging.getLogger(__name__)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-#: Headers added to every dead letter, after the record's own headers.
-SOURCE_TOPIC = "x-dlq-source-topic"
-SOURCE_PARTITION = "x-dlq-source-partition"
-SOURCE_OFFSET = "x-dlq-source-offset"
-ERROR = "x-dlq-error"
+from app.wire.headers import (
+    DLQ_ERROR_HEADER,
+    DLQ_SOURCE_OFFSET_HEADER,
+    DLQ_SOURCE_PARTITION_HEADER,
+    DLQ_SOURCE_TOPIC_HEADER,
+)
+
+#: The old names of the dead-letter headers, still imported by tests/unit (test_dead_letters, test_verify_support).
+SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, ERROR = (
+    DLQ_SOURCE_TOPIC_HEADER,
+    DLQ_SOURCE_PARTITION_HEADER,
+    DLQ_SOURCE_OFFSET_HEADER,
+    DLQ_ERROR_HEADER,
+)
 
 Headers = list[tuple[str, str | bytes | None]]
 
@@ -19,9 +28,9 @@ def dead_letter_headers(
     """The original headers, then the source topic, partition and offset and the error, as UTF-8 values."""
     headers: Headers = list(original or [])
     headers += [
-        (SOURCE_TOPIC, topic.encode()),
-        (SOURCE_PARTITION, str(partition).encode()),
-        (SOURCE_OFFSET, str(offset).encode()),
-        (ERROR, error[:500].encode()),
+        (DLQ_SOURCE_TOPIC_HEADER, topic.encode()),
+        (DLQ_SOURCE_PARTITION_HEADER, str(partition).encode()),
+        (DLQ_SOURCE_OFFSET_HEADER, str(offset).encode()),
+        (DLQ_ERROR_HEADER, error[:500].encode()),
     ]
     return headers

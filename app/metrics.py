@@ -22,11 +22,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
-from agents.requests import requests_topic
 from app.generation import BAD_KINDS
 from app.settings import Settings
 from app.stats import EmissionStats
-from app.wire.roles import ORDERS
+from app.wire.roles import ORDERS, requests_topic
 
 #: The prefix of every metric name this project exports.
 PREFIX = "retail_datagen_"

@@ -31,22 +31,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.wire.headers import BAD_RECORD_HEADER
+from app.wire.headers import DUPLICATE_HEADER as DUPLICATE_HEADER  # re-exported for tests/unit
+from app.wire.headers import SHARD_HEADER as SHARD_HEADER  # re-exported for tests/unit
+from app.wire.headers import SOURCE_HEADER as SOURCE_HEADER  # re-exported for tests/unit
 from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
 from app.wire.symbols import SALE
 
 #: One minute of record timestamps, in milliseconds.
 MINUTE_MS = 60_000
-#: The header naming the generation shard that made a record (ASCII digits).
-SHARD_HEADER = "x-datagen-shard"
-#: The header naming the agent and the worker process (its incarnation) that sent a derived record:
-#: ``<agent>:<incarnation>``, e.g. ``stock:5f0c2a9e41b7``.
-SOURCE_HEADER = "x-datagen-source"
 #: The ``source`` of the generator's truth records; the agents' name their agent and incarnation.
 GENERATOR = "generator"
-#: The header on the second copy of a record sent twice on purpose (P_DUPLICATE); its value is "1".
-DUPLICATE_HEADER = "x-datagen-duplicate"
-#: The header naming a deliberately bad record's kind (the generator's, see agents/generation.py).
-BAD_RECORD_HEADER = "x-datagen-bad-record"
 
 
 def minute_of(timestamp_ms: int) -> int:

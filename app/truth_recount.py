@@ -16,7 +16,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
 
-from app.truth import DUPLICATE_HEADER, SHARD_HEADER, SOURCE_HEADER, Decode, MinuteCounts, classify, header, minute_of
+from app.truth import Decode, MinuteCounts, classify, header, minute_of
+from app.wire.headers import DUPLICATE_HEADER, SHARD_HEADER, SOURCE_HEADER
 
 log = logging.getLogger(__name__)
 

@@ -64,9 +64,8 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from agents.requests import requests_topic
 from app.settings import load_settings
-from app.wire.roles import ORDERS
+from app.wire.roles import ORDERS, REQUESTS, requests_topic
 from bench.worker import (
     START_TIMEOUT,
     BenchWorker,
@@ -152,7 +151,7 @@ class LagReader:
 
 def consumed_topics(worker: BenchWorker) -> dict[str, str]:
     """The topics whose records are the input events the agents decide (see agents/fulfilment.py), by role."""
-    return {ORDERS: worker.topics[ORDERS], "requests": requests_topic(worker.app_id)}
+    return {ORDERS: worker.topics[ORDERS], REQUESTS: requests_topic(worker.app_id)}
 
 
 def wait_members(group: str, count: int, timeout: float = START_TIMEOUT, client: AdminClient | None = None) -> None:
@@ -382,7 +381,7 @@ def step_line(row: dict) -> str:
     return (
         f"  (c) {row['mode']:<8} {row['workers']}w {row['target']:>7,.0f}/s: achieved {row['achieved']:>8,.1f}/s, "
         f"lag slope {row['slope_per_s']:>7,.1f}/s +- {row['slope_error_per_s']:,.1f} "
-        f"(orders {slopes['orders']:,.1f}, requests {slopes['requests']:,.1f}), final lag {row['final_lag']:>7,}, "
+        f"(orders {slopes[ORDERS]:,.1f}, requests {slopes[REQUESTS]:,.1f}), final lag {row['final_lag']:>7,}, "
         f"orders decided {row['agents_per_s'].get('orders decided', 0):,.0f}/s; CPU % workers {workers}, "
         f"broker {cpu['broker_pct']:.0f}, pg {cpu['postgres_backends_pct']:.0f}, machine {cpu['machine_pct']:.0f}"
         f"/{100 * (cpu['machine_cores'] or 1)}; RSS MB {'/'.join(f'{mb:.0f}' for mb in row['rss_mb'])}; "

@@ -20,16 +20,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app.dead_letters import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from app.derivation import DerivationConfig, Stage, decide_payment, rng_for
 from app.inventory import fold
 from app.settings import Settings
-from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
+from app.wire.headers import (
+    BAD_RECORD_HEADER,
+    DLQ_SOURCE_OFFSET_HEADER,
+    DLQ_SOURCE_PARTITION_HEADER,
+    DLQ_SOURCE_TOPIC_HEADER,
+)
+from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, REQUESTS, SHIPMENTS
 from app.wire.symbols import DECLINED, SALE
 from tests.stock_support import differences
 from tests.support import ReadRecord, foldable_changes
 
-BAD_HEADER = "x-datagen-bad-record"
 #: Which field is each derived topic's id.
 IDS = {PAYMENTS: "payment_id", SHIPMENTS: "shipment_id", INVENTORY_CHANGES: "change_id"}
 
@@ -74,7 +78,7 @@ def good_orders(records: Iterable[ReadRecord]) -> dict[str, dict]:
     return {
         record.value["order_id"]: record.value
         for record in records
-        if BAD_HEADER not in record.headers and record.value is not None
+        if BAD_RECORD_HEADER not in record.headers and record.value is not None
     }
 
 
@@ -82,7 +86,7 @@ def distinct(records: Iterable[ReadRecord], role: str) -> dict[str, dict]:
     """The good records of ``role`` by id, first copy first."""
     found: dict[str, dict] = {}
     for record in sorted(records, key=lambda record: (record.partition, record.offset)):
-        if record.value is not None and BAD_HEADER not in record.headers:
+        if record.value is not None and BAD_RECORD_HEADER not in record.headers:
             found.setdefault(record.value[IDS[role]], record.value)
     return found
 
@@ -215,18 +219,18 @@ def _judge_ledger(records: Mapping[str, list[ReadRecord]], stocks: Mapping[str, 
 def _judge_dead_letters(records: Mapping[str, list[ReadRecord]], verdict: Verdict) -> None:
     bad = {
         (record.topic, record.partition, record.offset)
-        for role in (ORDERS, "requests")
+        for role in (ORDERS, REQUESTS)
         for record in records[role]
-        if BAD_HEADER in record.headers
+        if BAD_RECORD_HEADER in record.headers
     }
     sources = {
         (
-            letter.headers[SOURCE_TOPIC].decode(),
-            int(letter.headers[SOURCE_PARTITION]),
-            int(letter.headers[SOURCE_OFFSET]),
+            letter.headers[DLQ_SOURCE_TOPIC_HEADER].decode(),
+            int(letter.headers[DLQ_SOURCE_PARTITION_HEADER]),
+            int(letter.headers[DLQ_SOURCE_OFFSET_HEADER]),
         )
         for letter in records[DEAD_LETTER]
-        if SOURCE_TOPIC in letter.headers
+        if DLQ_SOURCE_TOPIC_HEADER in letter.headers
     }
     good_dead = sorted(sources - bad)
     bad_kept = sorted(bad - sources)

@@ -22,11 +22,10 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from agents.requests import requests_topic
 from app.settings import Settings, load_settings
 from app.verify.checks import compare_truth
 from app.verify.truth import count_generated, read_truth
-from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
+from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, REQUESTS, SHIPMENTS, requests_topic
 from db.throwaway import create_database, drop_database, dsn_for
 from faults.checks import Verdict, judge
 from tests.stock_support import changelog_values, high_watermarks, listed_on_hand, postgres_on_hand, quiet
@@ -156,7 +155,7 @@ class Deployment:
             SHIPMENTS: self.topics["TOPIC_SHIPMENTS"],
             INVENTORY_CHANGES: self.topics["TOPIC_INVENTORY_CHANGES"],
             DEAD_LETTER: self.topics["TOPIC_DEAD_LETTER"],
-            "requests": requests_topic(self.app_id),
+            REQUESTS: requests_topic(self.app_id),
         }
         base.mkdir(parents=True, exist_ok=True)
         self.members = [Member(f"w{n}", base / f"w{n}-data", base / f"w{n}.log") for n in range(1, workers + 1)]
@@ -258,7 +257,7 @@ class Deployment:
         stats, items = quiet(last.worker, timeout=300)
         last.terminate()
         # Decided and committed: a group offset short of the end would have the records after it decided again.
-        behind = {role: n for role in (ORDERS, "requests") if (n := self.uncommitted(self.roles[role]))}
+        behind = {role: n for role in (ORDERS, REQUESTS) if (n := self.uncommitted(self.roles[role]))}
         expected = sum(sum(high_watermarks(topic).values()) for topic in self.roles.values())
         everything = read_back(list(self.roles.values()), expected, timeout=300)
         if len(everything) != expected:

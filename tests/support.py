@@ -289,10 +289,11 @@ def foldable_changes(records: list[ReadRecord]) -> list[dict]:
     from datetime import datetime
 
     from app.inventory import validate_change
+    from app.wire.headers import BAD_RECORD_HEADER
 
     changes = []
     for record in sorted(records, key=lambda record: (record.partition, record.offset)):
-        if record.value is None or "x-datagen-bad-record" in record.headers:
+        if record.value is None or BAD_RECORD_HEADER in record.headers:
             continue
         value = {
             key: int(item.timestamp() * 1000) if isinstance(item, datetime) else item

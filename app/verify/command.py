@@ -19,7 +19,7 @@ from typing import IO, Any
 from app.settings import Settings
 from app.verify.checks import SETTLE_MS, Evidence, Stock, evaluate
 from app.verify.expectations import Expectations
-from app.verify.observe import REQUESTS, Collector
+from app.verify.observe import Collector
 from app.verify.reader import (
     Ends,
     Progress,
@@ -36,7 +36,16 @@ from app.verify.results import FAIL, PASS, SKIP, CheckResult
 from app.verify.shares import MIN_EXPECTED
 from app.verify.sources import read_listing, read_reference, read_stock
 from app.verify.truth import count_generated, read_truth
-from app.wire.roles import CUSTOMER_INTERACTIONS, DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS, TRUTH
+from app.wire.roles import (
+    CUSTOMER_INTERACTIONS,
+    DEAD_LETTER,
+    INVENTORY_CHANGES,
+    ORDERS,
+    PAYMENTS,
+    REQUESTS,
+    SHIPMENTS,
+    TRUTH,
+)
 
 #: Exit statuses.
 OK, FAILED, UNREADABLE = 0, 1, 2

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agents.requests import requests_topic
 from app.derivation import DerivationConfig
 from app.generation import GenerationConfig
 from app.generation.faults import BAD_KINDS
 from app.verify.shares import Z
+from app.wire.roles import requests_topic
 
 if TYPE_CHECKING:  # read by attribute only: the pure checks import no settings machinery (pydantic, psycopg2)
     from app.settings import Settings

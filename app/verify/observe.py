@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from agents.requests import CHANGE, kind_of
-from app.dead_letters import ERROR, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from app.derivation import (
     payment_id,
     return_change_id,
@@ -31,14 +30,27 @@ from app.inventory import validate_change
 from app.verify.expectations import BACKGROUND, INTERACTIONS, Expectations
 from app.verify.expectations import ORDERS as MIX_ORDERS
 from app.verify.results import Problems
-from app.wire.roles import CUSTOMER_INTERACTIONS, DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
+from app.wire.headers import (
+    BAD_RECORD_HEADER,
+    DLQ_HEADERS,
+    DLQ_SOURCE_OFFSET_HEADER,
+    DLQ_SOURCE_PARTITION_HEADER,
+    DLQ_SOURCE_TOPIC_HEADER,
+    DUPLICATE_HEADER,
+)
+from app.wire.roles import (
+    CUSTOMER_INTERACTIONS,
+    DEAD_LETTER,
+    INVENTORY_CHANGES,
+    ORDERS,
+    PAYMENTS,
+    REQUESTS,
+    SHIPMENTS,
+)
 from app.wire.symbols import CART_ADD, DAMAGE, PAGE_VIEW, RESTOCK, RETURN, SALE, SEARCH
 
-#: The header of a deliberately bad record, naming its kind (agents/generation.py).
-BAD_HEADER = "x-datagen-bad-record"
-DUPLICATE_HEADER = "x-datagen-duplicate"
-#: The role of the stock requests topic, read besides the five event topics and the dead-letter topic (DEAD_LETTER).
-REQUESTS = "requests"
+#: The old name of ``BAD_RECORD_HEADER``, still imported by tests/unit (test_verify_checks, _observe, _support).
+BAD_HEADER = BAD_RECORD_HEADER
 #: The id field of each event topic's records.
 ID_FIELDS = {
     ORDERS: "order_id",
@@ -233,7 +245,7 @@ class Collector:
         mix_kind = self._mix_kind.get(role)
         if mix_kind is not None:
             seen.generated[mix_kind] += 1
-        bad = record.headers.get(BAD_HEADER)
+        bad = record.headers.get(BAD_RECORD_HEADER)
         if bad is not None:
             self._bad(record, role, bad.decode(errors="replace"), counted=mix_kind is not None)
             return
@@ -266,7 +278,7 @@ class Collector:
         if kind_of(record.headers) != CHANGE:
             return
         self.observations.generated[BACKGROUND] += 1
-        bad = record.headers.get(BAD_HEADER)
+        bad = record.headers.get(BAD_RECORD_HEADER)
         if bad is not None:
             self._bad(record, REQUESTS, bad.decode(errors="replace"), counted=True)
 
@@ -274,14 +286,18 @@ class Collector:
         letters = self.observations.dead_letters
         letters.count += 1
         headers = record.headers
-        bad = headers.get(BAD_HEADER)
+        bad = headers.get(BAD_RECORD_HEADER)
         letters.kinds[bad.decode(errors="replace") if bad is not None else "none"] += 1
-        missing = [name for name in (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, ERROR) if not headers.get(name)]
+        missing = [name for name in DLQ_HEADERS if not headers.get(name)]
         if missing:
             letters.headers_missing.add(f"without {', '.join(missing)}", _position(record))
             return
         try:
-            source = (headers[SOURCE_TOPIC].decode(), int(headers[SOURCE_PARTITION]), int(headers[SOURCE_OFFSET]))
+            source = (
+                headers[DLQ_SOURCE_TOPIC_HEADER].decode(),
+                int(headers[DLQ_SOURCE_PARTITION_HEADER]),
+                int(headers[DLQ_SOURCE_OFFSET_HEADER]),
+            )
         except ValueError:
             letters.headers_missing.add("source partition or offset not a number", _position(record))
             return

@@ -17,7 +17,7 @@ from app.settings import Settings
 from app.truth import GENERATOR, MinuteCounts
 from app.truth_recount import recount, recount_derived
 from app.verify.reader import VerifyError
-from app.wire.roles import CUSTOMER_INTERACTIONS, DERIVED, INVENTORY_CHANGES, ORDERS, TRUTH
+from app.wire.roles import CUSTOMER_INTERACTIONS, DERIVED, INVENTORY_CHANGES, ORDERS, TRUTH, requests_topic
 
 #: Who emitted a truth record's records: a generation shard (its number, as text) or an agent's source
 #: (``<agent>:<incarnation>``); and the minute (epoch ms).
@@ -30,7 +30,7 @@ def generated_topics(settings: Settings) -> dict[str, str]:
     """The topics the generator writes (topic name -> event kind): with the agents on, its background changes are
     requests on ``<APP_ID>-stock-requests``."""
     topics = settings.topics()
-    changes = f"{settings.app_id}-stock-requests" if settings.agents_enabled else topics[INVENTORY_CHANGES]
+    changes = requests_topic(settings.app_id) if settings.agents_enabled else topics[INVENTORY_CHANGES]
     return {
         topics[ORDERS]: ORDERS,
         topics[CUSTOMER_INTERACTIONS]: CUSTOMER_INTERACTIONS,

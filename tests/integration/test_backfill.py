@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.intake import millis
 from app.generation.rate import diurnal_factor
-from app.truth import SHARD_HEADER, header, minute_of
+from app.truth import header, minute_of
+from app.wire.headers import BAD_RECORD_HEADER, SHARD_HEADER
 from tests.integration.test_truth import as_truth, count_derived, latest_truth, read_all
 from tests.support import (
     KAFKA_BOOTSTRAP,
@@ -133,7 +134,7 @@ def decoded(topic: str) -> list[tuple[str, int, dict]]:
     deserializer = topic_deserializer(registry_client())
     found = []
     for message in read_all(topic):
-        if header(message.headers(), "x-datagen-bad-record") is None:
+        if header(message.headers(), BAD_RECORD_HEADER) is None:
             value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
             found.append(((message.key() or b"").decode(), message.timestamp()[1], millis(value)))
     return found

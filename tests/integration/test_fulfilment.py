@@ -22,13 +22,19 @@ from dataclasses import dataclass
 import psycopg2
 import pytest
 
-from agents.requests import requests_topic
-from app.dead_letters import ERROR, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
 from app.derivation import DerivationConfig, Stage, decide_payment, rng_for
 from app.inventory import fold
 from app.settings import load_settings
+from app.wire.headers import (
+    BAD_RECORD_HEADER,
+    DLQ_ERROR_HEADER,
+    DLQ_SOURCE_OFFSET_HEADER,
+    DLQ_SOURCE_PARTITION_HEADER,
+    DLQ_SOURCE_TOPIC_HEADER,
+)
+from app.wire.roles import requests_topic
 from db.throwaway import create_database, drop_database, dsn_for
-from faults.checks import BAD_HEADER, IDS, distinct, distinct_changes, good_orders, ledger_sums, millis
+from faults.checks import IDS, distinct, distinct_changes, good_orders, ledger_sums, millis
 from tests.stock_support import (
     changelog_values,
     differences,
@@ -213,23 +219,23 @@ def test_every_bad_record_is_dead_lettered(run: Run) -> None:
         (record.topic, record.partition, record.offset)
         for role in ("orders", "requests")
         for record in run.records[role]
-        if BAD_HEADER in record.headers
+        if BAD_RECORD_HEADER in record.headers
     }
     letters = run.records["dead_letter"]
     sources = {
         (
-            letter.headers[SOURCE_TOPIC].decode(),
-            int(letter.headers[SOURCE_PARTITION]),
-            int(letter.headers[SOURCE_OFFSET]),
+            letter.headers[DLQ_SOURCE_TOPIC_HEADER].decode(),
+            int(letter.headers[DLQ_SOURCE_PARTITION_HEADER]),
+            int(letter.headers[DLQ_SOURCE_OFFSET_HEADER]),
         )
         for letter in letters
     }
     assert bad
     assert sources == bad  # a redelivered bad record may be dead-lettered twice, with the same source
-    assert all(letter.headers[ERROR] for letter in letters)
-    assert all(BAD_HEADER in letter.headers for letter in letters)
+    assert all(letter.headers[DLQ_ERROR_HEADER] for letter in letters)
+    assert all(BAD_RECORD_HEADER in letter.headers for letter in letters)
 
 
 def test_no_bad_record_reaches_the_ledger(run: Run) -> None:
     assert not [record for record in run.records["inventory_changes"] if record.value is None]
-    assert not [record for record in run.records["inventory_changes"] if BAD_HEADER in record.headers]
+    assert not [record for record in run.records["inventory_changes"] if BAD_RECORD_HEADER in record.headers]

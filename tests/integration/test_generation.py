@@ -12,13 +12,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from app.wire.headers import BAD_RECORD_HEADER
 from db.throwaway import create_database, drop_database, dsn_for
 from tests.support import PG_DSN, ReadRecord, http_get, read_back, run_worker, unique_topics
 from tests.unit.test_generation_support import tolerance
 
 pytestmark = pytest.mark.integration
 
-BAD_HEADER = "x-datagen-bad-record"
 #: 60 seconds at TARGET_EPS, as the generation issue asks.
 EVENTS = int(os.environ.get("DATAGEN_READBACK_EVENTS", "30000"))
 TARGET_EPS = 500.0
@@ -78,7 +78,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, database: str) -> Run:
 
 
 def _good(run: Run) -> list[ReadRecord]:
-    return [record for record in run.records if BAD_HEADER not in record.headers]
+    return [record for record in run.records if BAD_RECORD_HEADER not in record.headers]
 
 
 def test_every_event_arrives_and_the_stats_count_them(run: Run) -> None:
@@ -113,12 +113,14 @@ def test_late_share_and_delays(run: Run) -> None:
 
 
 def test_bad_records_are_counted_labelled_and_of_every_kind(run: Run) -> None:
-    kinds = Counter(record.headers[BAD_HEADER].decode() for record in run.records if BAD_HEADER in record.headers)
+    kinds = Counter(
+        record.headers[BAD_RECORD_HEADER].decode() for record in run.records if BAD_RECORD_HEADER in record.headers
+    )
     assert abs(sum(kinds.values()) / EVENTS - P_BAD) <= tolerance(P_BAD, EVENTS)
     assert set(kinds) == {"undecodable", "unknown_schema_id", "wrong_magic_byte", "truncated_body", "negative_quantity"}
     assert dict(kinds) == run.stats["bad_records"]
     for record in run.records:
-        if BAD_HEADER in record.headers and record.headers[BAD_HEADER] != b"negative_quantity":
+        if BAD_RECORD_HEADER in record.headers and record.headers[BAD_RECORD_HEADER] != b"negative_quantity":
             assert record.value is None, record  # byte-level faults really fail to decode
 
 
@@ -129,7 +131,7 @@ def test_every_record_without_a_bad_header_decodes(run: Run) -> None:
 
 def test_semantic_faults_are_invalid_values(run: Run) -> None:
     for record in run.records:
-        if record.headers.get(BAD_HEADER) == b"negative_quantity":
+        if record.headers.get(BAD_RECORD_HEADER) == b"negative_quantity":
             value = record.value
             assert value is not None
             role = run.roles[record.topic]
@@ -221,7 +223,7 @@ def _contents(run: Run) -> Counter[tuple]:
     """What must repeat with the same seed: every record without its timestamps (byte faults by kind only)."""
     seen: Counter[tuple] = Counter()
     for record in run.records:
-        kind = record.headers.get(BAD_HEADER)
+        kind = record.headers.get(BAD_RECORD_HEADER)
         if record.value is None:
             seen[(run.roles[record.topic], record.key, kind)] += 1
         else:

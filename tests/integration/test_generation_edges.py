@@ -22,7 +22,6 @@ SMALL = {
     "N_SUPPLIERS": "10",
     "RANDOM_SEED": "5",
 }
-BAD_HEADER = "x-datagen-bad-record"
 
 
 @pytest.fixture

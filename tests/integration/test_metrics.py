@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics import DEAD_LETTER_REASONS, DEAD_LETTERS, PREFIX
+from app.wire.roles import requests_topic
 from db.throwaway import create_database, drop_database, dsn_for
 from tests.stock_support import high_watermarks
 from tests.support import KAFKA_BOOTSTRAP, PG_DSN, Worker, http_get, run_worker, unique_topics, wait_for
@@ -35,7 +36,7 @@ class Run:
 
     @property
     def inputs(self) -> list[str]:
-        return [self.topics["TOPIC_ORDERS"], f"{self.topics['APP_ID']}-stock-requests"]
+        return [self.topics["TOPIC_ORDERS"], requests_topic(self.topics["APP_ID"])]
 
 
 def scrape(worker: Worker) -> dict[str, Any]:

@@ -15,8 +15,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from fastavro import parse_schema, schemaless_writer
 
-from agents.requests import CHANGE, DUE, OPENING, ORDER, headers_of, requests_topic
-from app.dead_letters import ERROR, SOURCE_TOPIC
+from agents.requests import CHANGE, DUE, OPENING, ORDER, headers_of
+from app.wire.headers import DLQ_ERROR_HEADER, DLQ_SOURCE_TOPIC_HEADER
+from app.wire.roles import requests_topic
 from tests.support import KAFKA_BOOTSTRAP, Worker, http_get, registry_client, run_worker, unique_topics, wait_for
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,7 @@ def _dead_letters(topic: str) -> list[tuple[str, str]]:
         while left and time.monotonic() < deadline:
             for message in consumer.consume(num_messages=1000, timeout=1.0):
                 headers = dict(message.headers() or [])
-                found.append((headers[SOURCE_TOPIC].decode(), headers[ERROR].decode()))
+                found.append((headers[DLQ_SOURCE_TOPIC_HEADER].decode(), headers[DLQ_ERROR_HEADER].decode()))
                 if message.offset() >= marks[message.partition()] - 1:
                     left.discard(message.partition())
         assert not left, "the dead-letter topic was not read to its high watermarks"

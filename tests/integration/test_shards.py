@@ -18,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from app.wire.headers import BAD_RECORD_HEADER
 from tests.stock_support import high_watermarks as topic_watermarks
 from tests.support import (
     KAFKA_BOOTSTRAP,
@@ -135,7 +136,7 @@ def contents(records: list[ReadRecord], roles: dict[str, str]) -> Counter[tuple]
     seen: Counter[tuple] = Counter()
     for record in records:
         if record.value is None:
-            seen[(roles[record.topic], record.key, record.headers.get("x-datagen-bad-record"))] += 1
+            seen[(roles[record.topic], record.key, record.headers.get(BAD_RECORD_HEADER))] += 1
         else:
             fields = tuple(sorted((name, value) for name, value in record.value.items() if name not in TIMES))
             seen[(roles[record.topic], record.key, fields)] += 1

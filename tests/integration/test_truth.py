@@ -21,6 +21,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from app.wire.headers import BAD_RECORD_HEADER, DUPLICATE_HEADER, SHARD_HEADER, SOURCE_HEADER
+from app.wire.roles import requests_topic
 from db.throwaway import create_database, drop_database, dsn_for
 from tests.support import (
     KAFKA_BOOTSTRAP,
@@ -108,9 +110,9 @@ def count_derived(derived: list[str]) -> dict[Key, dict]:
     for topic in derived:
         for message in read_all(topic):
             headers = dict(message.headers() or [])
-            assert "x-datagen-source" in headers, f"{topic}: a record without its source"
+            assert SOURCE_HEADER in headers, f"{topic}: a record without its source"
             timestamp = message.timestamp()[1]
-            entry = counts[(headers["x-datagen-source"].decode(), timestamp - timestamp % MINUTE)]
+            entry = counts[(headers[SOURCE_HEADER].decode(), timestamp - timestamp % MINUTE)]
             entry["records"][topic] += 1
             value = deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
             if "carrier" in value:
@@ -134,18 +136,18 @@ def count_topics(generated: dict[str, str]) -> dict[Key, dict]:
         copies: list[tuple[bytes, bytes]] = []
         for message in read_all(topic):
             headers = dict(message.headers() or [])
-            if "x-datagen-shard" not in headers:
+            if SHARD_HEADER not in headers:
                 continue  # not the generator's (a forwarded order, an opening balance)
             timestamp = message.timestamp()[1]
-            entry = counts[(headers["x-datagen-shard"].decode(), timestamp - timestamp % MINUTE)]
+            entry = counts[(headers[SHARD_HEADER].decode(), timestamp - timestamp % MINUTE)]
             entry["records"][topic] += 1
-            if "x-datagen-duplicate" in headers:
+            if DUPLICATE_HEADER in headers:
                 entry["duplicates"] += 1
                 copies.append((message.key(), message.value()))
                 continue
             originals.add((message.key(), message.value()))
-            if "x-datagen-bad-record" in headers:
-                entry["bad_records"][headers["x-datagen-bad-record"].decode()] += 1
+            if BAD_RECORD_HEADER in headers:
+                entry["bad_records"][headers[BAD_RECORD_HEADER].decode()] += 1
                 continue
             value = deserializer(message.value(), SerializationContext(subject_topic, MessageField.VALUE))
             if value["event_time"].timestamp() * 1000 < timestamp:
@@ -231,7 +233,7 @@ def test_truth_equals_a_recount_across_sigkill_and_graceful_stop(tmp_path: Path,
     generated = {
         topics["TOPIC_ORDERS"]: topics["TOPIC_ORDERS"],
         topics["TOPIC_CUSTOMER_INTERACTIONS"]: topics["TOPIC_CUSTOMER_INTERACTIONS"],
-        f"{topics['APP_ID']}-stock-requests": topics["TOPIC_INVENTORY_CHANGES"],
+        requests_topic(topics["APP_ID"]): topics["TOPIC_INVENTORY_CHANGES"],
     }
     counted = count_topics(generated)
     derived = count_derived([topics["TOPIC_PAYMENTS"], topics["TOPIC_SHIPMENTS"], topics["TOPIC_INVENTORY_CHANGES"]])

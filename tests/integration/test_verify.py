@@ -29,9 +29,10 @@ from confluent_kafka import Producer
 from app.avro import AvroCodec
 from app.derivation import payment_id, shipment_id
 from app.settings import load_settings
-from app.verify.observe import BAD_HEADER, Record, epoch_ms
+from app.verify.observe import Record, epoch_ms
 from app.verify.reader import Progress, consumer_for, decoder_for, read_topic, take_snapshot
 from app.verify.truth import read_truth
+from app.wire.headers import BAD_RECORD_HEADER
 from db.throwaway import create_database, drop_database, dsn_for
 from schemas import SCHEMA_FILES
 from tests.stock_support import quiet
@@ -143,7 +144,7 @@ class Deployment:
         finally:
             consumer.close()
         decode = decoder_for(settings, time.monotonic() + 30)
-        values = [decode(topic, record.value)[0] for record in records if BAD_HEADER not in record.headers]
+        values = [decode(topic, record.value)[0] for record in records if BAD_RECORD_HEADER not in record.headers]
         return [dict(value) for value in values if value is not None]
 
     def produce(self, role: str, key: str, value: dict[str, object], timestamp_ms: int) -> None:

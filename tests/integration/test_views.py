@@ -32,7 +32,6 @@ from tests.support import (
 
 pytestmark = pytest.mark.integration
 
-BAD_HEADER = "x-datagen-bad-record"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
