@@ -19,7 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.intake import millis
 from app.generation.rate import diurnal_factor
 from app.truth import SHARD_HEADER, header, minute_of
-from tests.integration.test_truth import as_truth, count_derived, latest_truth, read_all
 from tests.support import (
     KAFKA_BOOTSTRAP,
     Worker,
@@ -30,6 +29,7 @@ from tests.support import (
     unique_topics,
     wait_for,
 )
+from tests.truth_support import as_truth, count_derived, latest_truth, read_all
 
 pytestmark = pytest.mark.integration
 
