@@ -22,8 +22,6 @@ from app.wire.headers import REQUEST_KIND_HEADER
 
 ORDER, CHANGE, OPENING, DUE = "order", "change", "opening", "due"
 KINDS = (ORDER, CHANGE, OPENING, DUE)
-#: The old name of ``REQUEST_KIND_HEADER``, still imported by tests/unit (test_verify_observe, test_verify_support).
-KIND_HEADER = REQUEST_KIND_HEADER
 
 Headers = list[tuple[str, str | bytes | None]]
 

@@ -7,7 +7,7 @@ at 50,000 a second. So once a topic's schema id is known, its records are writte
 header by a writer compiled for its schema (``app.avro_writer``), which writes fastavro's bytes; a value that
 writer does not handle is written by fastavro itself, with the options the serializer uses.
 ``tests/integration/test_avro.py`` checks that both ways give the serializer's bytes for every kind of event,
-``tests/unit/test_avro_writer.py`` the compiled writers against fastavro.
+``tests/unit/app/test_avro_writer.py`` the compiled writers against fastavro.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ Readable types: null, boolean, int, long, float, double, bytes, string, enum, fi
 nested records, and names of enums, fixed and records defined earlier in the schema. Logical types other than
 ``timestamp-millis`` that fastavro converts (date, decimal, uuid, ...), arrays, maps and recursive records raise
 ``UnsupportedSchema`` when compiled; the caller then reads that schema with fastavro.
-``tests/unit/test_avro_reader.py`` checks the values against fastavro's for generated records, edge values and
+``tests/unit/app/test_avro_reader.py`` checks the values against fastavro's for generated records, edge values and
 corrupt bodies.
 """
 

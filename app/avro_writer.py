@@ -15,7 +15,7 @@ other numbers memoised. It handles exactly these values:
 Any other value raises one of ``UNHANDLED`` (a ``KeyError`` for a missing field or an unknown symbol, an
 ``IndexError`` for a long string, a ``TypeError`` or ``AttributeError`` for a value of another type, ...),
 and the caller then writes that record with fastavro, which writes it or names what is wrong with it.
-A schema with any other type raises ``UnsupportedSchema`` when compiled. ``tests/unit/test_avro_writer.py``
+A schema with any other type raises ``UnsupportedSchema`` when compiled. ``tests/unit/app/test_avro_writer.py``
 checks the bytes against fastavro's for generated records, edge values and the values it hands back.
 """
 

@@ -11,14 +11,6 @@ from app.wire.headers import (
     DLQ_SOURCE_TOPIC_HEADER,
 )
 
-#: The old names of the dead-letter headers, still imported by tests/unit (test_dead_letters, test_verify_support).
-SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, ERROR = (
-    DLQ_SOURCE_TOPIC_HEADER,
-    DLQ_SOURCE_PARTITION_HEADER,
-    DLQ_SOURCE_OFFSET_HEADER,
-    DLQ_ERROR_HEADER,
-)
-
 Headers = list[tuple[str, str | bytes | None]]
 
 

@@ -9,7 +9,7 @@ and then waits (on a full stream buffer or producer buffer) still ends when a re
 clears the buffers, cancelling their waiting puts, and flushes the producer. If it ends only after the new
 assignment, the read offset is left to that assignment's seek (Faust's form would have set it before the seek).
 Everything else in the loop does what Faust's does. This overrides a private method of the faust-streaming pinned in
-setup.py: ``tests/unit/test_fast_consumer.py`` fails when the original changes.
+setup.py: ``tests/unit/app/test_fast_consumer.py`` fails when the original changes.
 
 It also never lets a commit pass a record that no stream was handed (found by the fault suite, faults/: workers
 joining a fresh group together, when the registry was down at their start or after the whole stack restarted, left
@@ -43,7 +43,7 @@ Here the flow is stopped first; the original resumes it after its seek.
 
 Changelog records (not acknowledged, no committed offset to go back to) keep Faust's way throughout. Seeks run in
 the consumer's thread (``seek_wait``), as Faust's own do. The Faust and aiokafka functions these rely on are pinned by
-hash in ``tests/unit/test_fast_consumer.py``.
+hash in ``tests/unit/app/test_fast_consumer.py``.
 """
 
 from __future__ import annotations

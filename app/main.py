@@ -112,7 +112,7 @@ def standby_replicas(settings: Settings) -> int:
     assignor instead of its own (``AIOKafkaConsumerThread._create_worker_consumer``), and Kafka refuses a member
     whose assignor no other member of the group offers (InconsistentGroupProtocol): a postgres-mode worker with
     GENERATION_ENABLED=false could not join generating workers. One standby replica keeps it on Faust's assignor;
-    tests/unit/test_app_assignor.py fails when that choice in Faust changes.
+    tests/unit/app/test_assignor.py fails when that choice in Faust changes.
     """
     return 0 if has_tables(settings) else 1
 

@@ -32,9 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.wire.headers import BAD_RECORD_HEADER
-from app.wire.headers import DUPLICATE_HEADER as DUPLICATE_HEADER  # re-exported for tests/unit
-from app.wire.headers import SHARD_HEADER as SHARD_HEADER  # re-exported for tests/unit
-from app.wire.headers import SOURCE_HEADER as SOURCE_HEADER  # re-exported for tests/unit
 from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
 from app.wire.symbols import SALE
 

@@ -81,8 +81,8 @@ def in_partition(topic: str, partition: int) -> Iterator[None]:
     read ``current_event().message``), a context variable its stream iterator sets per event. A batch taken with
     ``noack_take`` runs in another task, where it is None (faust-streaming#497), and a timer has none at all. This
     sets it to a stand-in for an event of ``partition`` of ``topic`` (the agent's source topic). It relies on
-    faust-streaming 0.15.3's private ``faust.streams._current_event``; tests/unit/test_tables.py fails when the
-    pieces it relies on change.
+    faust-streaming 0.15.3's private ``faust.streams._current_event``; tests/unit/tables/test_in_partition.py fails
+    when the pieces it relies on change.
     """
     marker = _PartitionEvent(topic, partition)
     token = _current_event.set(weakref.ref(marker))  # type: ignore[arg-type]

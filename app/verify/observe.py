@@ -49,8 +49,6 @@ from app.wire.roles import (
 )
 from app.wire.symbols import CART_ADD, DAMAGE, PAGE_VIEW, RESTOCK, RETURN, SALE, SEARCH
 
-#: The old name of ``BAD_RECORD_HEADER``, still imported by tests/unit (test_verify_checks, _observe, _support).
-BAD_HEADER = BAD_RECORD_HEADER
 #: The id field of each event topic's records.
 ID_FIELDS = {
     ORDERS: "order_id",

@@ -15,8 +15,8 @@ from app.settings import load_settings
 from app.truth import MinuteCounts
 from app.wire.framing import schema_id
 from tests.support import registry_client, topic_deserializer, unique_topics
-from tests.unit.test_derivation_support import derive, make_order
-from tests.unit.test_generation_support import make_generator
+from tests.unit.derivation.support import derive, make_order
+from tests.unit.generation.support import make_generator
 
 pytestmark = pytest.mark.integration
 

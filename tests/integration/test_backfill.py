@@ -20,7 +20,6 @@ from agents.intake import millis
 from app.generation.rate import diurnal_factor
 from app.truth import header, minute_of
 from app.wire.headers import BAD_RECORD_HEADER, SHARD_HEADER
-from tests.integration.test_truth import as_truth, count_derived, latest_truth, read_all
 from tests.support import (
     KAFKA_BOOTSTRAP,
     Worker,
@@ -31,6 +30,7 @@ from tests.support import (
     unique_topics,
     wait_for,
 )
+from tests.truth_support import as_truth, count_derived, latest_truth, read_all
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from fastavro import parse_schema, schemaless_reader
 from schemas import load_schema
 from tests.stock_support import high_watermarks
 from tests.support import read_back, registry_client, run_worker, unique_topics
-from tests.unit.test_generation_support import assert_share
+from tests.unit.generation.support import assert_share
 
 pytestmark = pytest.mark.integration
 

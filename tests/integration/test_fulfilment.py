@@ -45,7 +45,7 @@ from tests.stock_support import (
     totals_disagreeing,
 )
 from tests.support import PG_DSN, ReadRecord, read_back, run_worker, unique_topics
-from tests.unit.test_generation_support import tolerance
+from tests.unit.generation.support import tolerance
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 from app.wire.headers import BAD_RECORD_HEADER
 from db.throwaway import create_database, drop_database, dsn_for
 from tests.support import PG_DSN, ReadRecord, http_get, read_back, run_worker, unique_topics
-from tests.unit.test_generation_support import tolerance
+from tests.unit.generation.support import tolerance
 
 pytestmark = pytest.mark.integration
 

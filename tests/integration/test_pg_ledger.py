@@ -11,7 +11,7 @@ import pytest
 from app.derivation import DerivationConfig
 from app.inventory.stockroom import StockReference
 from db.pg_ledger import PostgresLedger
-from tests.unit.test_derivation_support import WAREHOUSES
+from tests.unit.derivation.support import WAREHOUSES
 
 pytestmark = pytest.mark.integration
 
