@@ -25,6 +25,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
+from agents.truth_records import Failure, Pending, TruthRecords
 from app.avro import AvroCodec
 from app.producer import EventProducer
 from app.truth import (
@@ -73,19 +74,15 @@ class DerivedTruth:
         self._app_id = app_id
         self._codec = codec
         self._topics = dict(topics)
-        self._truth_topic = topics[TRUTH]
+        self._records = TruthRecords(topics[TRUTH])
         self._kinds = derived_topics(topics)
         self._decode = decode
         self._connection = dict(connection)
-        self._producer: EventProducer | None = None
         self.minutes: dict[tuple[str, int], MinuteCounts] = {}
         #: Everything sent before this moment (epoch ms) is delivered or reported failed.
         self.settled_through = 0
         #: Nothing of this process before this moment is unpublished: no record of it comes before its start.
         self.closed_through = minute_of(self._clock() if now_ms is None else now_ms)
-        #: Truth records sent and not yet known to be in Kafka: key -> (minute, value, when sent, of this process).
-        self._pending: dict[str, tuple[int, bytes, int, bool]] = {}
-        self._resend: list[str] = []
         self._failed: list[Message] = []
         self._timed_out: list[Message] = []
         #: (source, minute) with a record that timed out in flight: counted again from Kafka before publishing.
@@ -94,7 +91,7 @@ class DerivedTruth:
 
     def attach(self, producer: EventProducer) -> None:
         """Publish through ``producer`` (the agents'), whose failed deliveries come to ``report``."""
-        self._producer = producer
+        self._records.attach(producer)
 
     def source(self, agent: str) -> str:
         """The source of ``agent``'s records in this process."""
@@ -117,28 +114,24 @@ class DerivedTruth:
 
     def report(self, error: KafkaError, message: Message) -> None:
         """The producer's report of one record it could not deliver (called inside its poll)."""
-        topic = message.topic()
-        if topic == self._truth_topic:
-            key = (message.key() or b"").decode()
-            if key in self._pending:
-                self._resend.append(key)
-        elif topic in self._kinds and header(message.headers(), SOURCE_HEADER) is not None:
-            if error.code() == KafkaError._MSG_TIMED_OUT:
-                self._timed_out.append(message)  # "possibly persisted": Kafka may hold it, or not
-            else:
-                self._failed.append(message)
+        failure = self._records.sort_report(error, message)
+        if failure is Failure.TRUTH or message.topic() not in self._kinds:
+            return
+        if header(message.headers(), SOURCE_HEADER) is None:
+            return  # not an agent's record
+        if failure is Failure.TIMED_OUT:
+            self._timed_out.append(message)
+        else:
+            self._failed.append(message)
 
     def settle(self, now_ms: int) -> None:
         """The producer's queue was empty at ``now_ms``: what was handed to it before is delivered or reported."""
         self.settled_through = max(self.settled_through, now_ms)
-        resend = set(self._resend)
-        for key, (_, _, sent_ms, _) in list(self._pending.items()):
-            if sent_ms <= now_ms and key not in resend:
-                del self._pending[key]
+        self._records.settle(now_ms)
 
     def unsettled(self, now_ms: int) -> bool:
         """True when a minute with counts, or a truth record, waits for the producer's queue to be seen empty."""
-        return bool(self._pending) or any(
+        return bool(self._records.pending) or any(
             self.settled_through < minute + MINUTE_MS <= now_ms for _, minute in self.minutes
         )
 
@@ -146,13 +139,7 @@ class DerivedTruth:
         """Take back failed records, send again failed truth records, and publish every minute that is over and
         settled (``everything``: every minute, when nothing more will be sent); the truth records sent."""
         self._take_back_failures()
-        producer = self._producer
-        assert producer is not None
-        resend, self._resend = self._resend, []  # one failing while these are sent is kept for the next round
-        for key in dict.fromkeys(resend):
-            minute, value, _, own = self._pending[key]
-            self._pending[key] = (minute, value, now_ms, own)
-            producer.send_surely(self._truth_topic, key.encode(), value, now_ms)
+        self._records.resend(now_ms)
         published = 0
         settled = self.settled_through
         ready = sorted({minute for _, minute in self.minutes if everything or minute + MINUTE_MS <= settled})
@@ -168,25 +155,23 @@ class DerivedTruth:
         return published
 
     def _send(self, source: str, minute: int, counts: MinuteCounts, now_ms: int, own: bool = True) -> str:
-        assert self._producer is not None
         key = source_key(source, minute)
         value = self._codec.encode(TRUTH, counts.value(self._app_id, -1, minute, True, source))
-        self._pending[key] = (minute, value, now_ms, own)
-        self._producer.send_surely(self._truth_topic, key.encode(), value, now_ms)
+        self._records.send(key, Pending(source, minute, value, now_ms, own))
         return key
 
     def pending(self) -> list[str]:
         """The keys of the truth records not yet known to be in Kafka."""
-        return list(self._pending)
+        return list(self._records.pending)
 
     def delivered(self, keys: list[str]) -> bool:
         """True once every truth record of ``keys`` is known to be in Kafka."""
-        return not any(key in self._pending for key in keys)
+        return self._records.delivered(keys)
 
     def truth_from(self) -> int:
         """The start of this process's first minute whose truth is not known to be in Kafka."""
         minutes = [minute for _, minute in self.minutes]
-        minutes += [minute for minute, _, _, own in self._pending.values() if own]
+        minutes += [record.minute for record in self._records.pending.values() if record.own]
         return min([self.closed_through, *minutes])
 
     async def resolve(self) -> None:

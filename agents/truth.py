@@ -19,6 +19,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
+from agents.truth_records import Failure, Pending, TruthRecords
 from app.avro import AvroCodec
 from app.producer import EventProducer
 from app.truth import (
@@ -57,18 +58,12 @@ class TruthTeller:
         self.book = TruthBook()
         self._app_id = app_id
         self._codec = codec
-        self._topic = topics[TRUTH]
+        self._records = TruthRecords(topics[TRUTH])
         self._decode = decode
         self._connection = dict(connection)
         self._kinds = dict(kinds)
-        self._producer: EventProducer | None = None
         #: Records whose delivery failed, to be taken out of the counts at the next ``publish``.
         self._failed: list[Message] = []
-        #: Truth records handed to the producer and not yet known to be in Kafka: key -> (shard, minute, value
-        #: bytes, when handed over).
-        self._pending: dict[str, tuple[int, int, bytes, int]] = {}
-        #: Truth records to hand to the producer again (their delivery failed).
-        self._resend: list[str] = []
         #: Records that timed out in flight: Kafka may or may not hold them, so their (shard, minute) is counted
         #: again from Kafka before it is published (``resolve``).
         self._timed_out: list[Message] = []
@@ -77,7 +72,7 @@ class TruthTeller:
 
     def attach(self, producer: EventProducer) -> None:
         """Publish through ``producer``, whose reports of failed deliveries come to ``report``."""
-        self._producer = producer
+        self._records.attach(producer)
 
     def headers(self, shard: int) -> Headers:
         """The header every record of ``shard`` carries (one list per shard, shared)."""
@@ -88,35 +83,23 @@ class TruthTeller:
 
     def report(self, error: KafkaError, message: Message) -> None:
         """The producer's report of one record it could not deliver (called inside its poll)."""
-        if message.topic() == self._topic:
-            key = (message.key() or b"").decode()
-            if key in self._pending:
-                self._resend.append(key)
-        elif error.code() == KafkaError._MSG_TIMED_OUT:
-            self._timed_out.append(message)  # "possibly persisted": Kafka may hold it, or not
-        else:
+        failure = self._records.sort_report(error, message)
+        if failure is Failure.TIMED_OUT:
+            self._timed_out.append(message)
+        elif failure is Failure.FAILED:
             self._failed.append(message)
 
     def settle(self, now_ms: int) -> None:
         """The producer's queue is empty at ``now_ms``: what was handed to it before is delivered or reported."""
         self.book.settle(now_ms)
-        resend = set(self._resend)
-        for key, (_, _, _, sent_ms) in list(self._pending.items()):
-            if sent_ms <= now_ms and key not in resend:
-                del self._pending[key]
+        self._records.settle(now_ms)
 
     def publish(self, now_ms: int, held: Callable[[int], bool]) -> int:
         """Take back failed records, then publish every minute that is over and settled; the records published.
 
         Only the shards ``held`` reports true for are published (a shard that moved is its new owner's)."""
         self._take_back_failures()
-        producer = self._producer
-        assert producer is not None
-        resend, self._resend = self._resend, []  # a failure reported while these are sent is kept for the next
-        for key in dict.fromkeys(resend):
-            shard, minute, value, _ = self._pending[key]
-            self._pending[key] = (shard, minute, value, now_ms)
-            producer.send_surely(self._topic, key.encode(), value, now_ms)
+        self._records.resend(now_ms)
         published = 0
         for minute in self.book.ready():
             if any(key in self.book.minutes for key in self.uncertain if key[1] == minute):
@@ -141,12 +124,9 @@ class TruthTeller:
         return published
 
     def _send(self, shard: int, minute: int, counts: MinuteCounts, complete: bool, now_ms: int) -> None:
-        assert self._producer is not None
-        key = truth_key(shard, minute)
         value = self._codec.encode(TRUTH, counts.value(self._app_id, shard, minute, complete))
-        if complete:
-            self._pending[key] = (shard, minute, value, now_ms)
-        self._producer.send_surely(self._topic, key.encode(), value, now_ms)
+        # An incomplete minute (a graceful stop) is not waited for: the shard's next owner counts it from Kafka.
+        self._records.send(truth_key(shard, minute), Pending(shard, minute, value, now_ms), track=complete)
 
     async def resolve(self) -> None:
         """Count again from Kafka each settled (shard, minute) that had a record time out in flight."""
@@ -191,7 +171,7 @@ class TruthTeller:
     def truth_from(self, shard: int) -> int:
         """The start of ``shard``'s first minute whose truth is not yet in Kafka."""
         minutes = [minute for (held, minute) in self.book.minutes if held == shard]
-        minutes += [minute for held, minute, _, _ in self._pending.values() if held == shard]
+        minutes += [record.minute for record in self._records.pending.values() if record.owner == shard]
         return min([self.book.closed_through, *minutes])
 
     async def catch_up(self, shards: dict[int, int]) -> int:
