@@ -37,14 +37,13 @@ from app.truth import (
     source_key,
 )
 from app.truth_recount import recount_derived
-from app.wire.headers import SOURCE_HEADER
+from app.wire.headers import SOURCE_HEADER, Headers
 from app.wire.roles import DERIVED, TRUTH
 from db.truth_marks import TruthMarks
 
 log = logging.getLogger(__name__)
 
 
-Headers = list[tuple[str, str | bytes | None]]
 
 
 def derived_topics(topics: Mapping[str, str]) -> dict[str, str]:

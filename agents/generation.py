@@ -47,7 +47,7 @@ from app.retry import until_done
 from app.settings import Settings, mask_url
 from app.stats import EmissionStats
 from app.truth import minute_of
-from app.wire.headers import BAD_RECORD_HEADER, DUPLICATE
+from app.wire.headers import BAD_RECORD_HEADER, DUPLICATE, Headers
 from app.wire.roles import GENERATED, INVENTORY_CHANGES, requests_topic
 from db.catalog_store import write_price_changes
 from schemas import EVOLVED_SCHEMAS
@@ -79,17 +79,17 @@ TRUTH_MARK_SECONDS = 1.0
 
 
 #: What the producer takes: topic, key, value, timestamp in ms, headers.
-Record = tuple[str, bytes, bytes, int, list[tuple[str, str | bytes | None]] | None]
+Record = tuple[str, bytes, bytes, int, Headers | None]
 
 
-def routes(settings: Settings) -> dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]]:
+def routes(settings: Settings) -> dict[str, tuple[str, Headers | None]]:
     """Where each kind of event goes: its topic, or for inventory changes the stock requests topic.
 
     With the agents on, a background change is a request to the stock agent, which decides it against the stock
     (a DAMAGE takes at most what is there) and writes it to inventory-changes.v1, so that topic stays a faithful
     ledger. A worker with AGENTS_ENABLED=false writes them to inventory-changes.v1 as they are drawn.
     """
-    found: dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]] = {
+    found: dict[str, tuple[str, Headers | None]] = {
         kind: (topic, None) for kind, topic in settings.topics().items()
     }
     if settings.agents_enabled:
@@ -181,7 +181,7 @@ class Generation:
         self._zone = ZoneInfo(settings.timezone)
         self._topics = settings.topics()
         self._routes = routes(settings)
-        self._shard_routes: dict[int, dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]]] = {}
+        self._shard_routes: dict[int, dict[str, tuple[str, Headers | None]]] = {}
         self._teller = teller
         self._evolution = evolution
         self._waiting_since: float | None = None
@@ -306,7 +306,7 @@ class Generation:
         self._teller.settle(now_ms)
         return self._teller.publish(now_ms, self.streams.__contains__) + self._teller.publish_open(now_ms)
 
-    def _routes_of(self, shard: int) -> dict[str, tuple[str, list[tuple[str, str | bytes | None]] | None]]:
+    def _routes_of(self, shard: int) -> dict[str, tuple[str, Headers | None]]:
         """Where each kind of ``shard``'s events goes, with the header naming the shard when the truth is told."""
         found = self._shard_routes.get(shard)
         if found is None:

@@ -18,12 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.wire.headers import REQUEST_KIND_HEADER
+from app.wire.headers import REQUEST_KIND_HEADER, Headers
 
 ORDER, CHANGE, OPENING, DUE = "order", "change", "opening", "due"
 KINDS = (ORDER, CHANGE, OPENING, DUE)
 
-Headers = list[tuple[str, str | bytes | None]]
 
 
 def headers_of(kind: str) -> Headers:

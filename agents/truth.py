@@ -32,12 +32,11 @@ from app.truth import (
     truth_key,
 )
 from app.truth_recount import recount
-from app.wire.headers import DUPLICATE_HEADER, SHARD_HEADER
+from app.wire.headers import DUPLICATE_HEADER, SHARD_HEADER, Headers
 from app.wire.roles import TRUTH
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[str, str | bytes | None]]
 
 
 class TruthTeller:

@@ -9,9 +9,8 @@ from app.wire.headers import (
     DLQ_SOURCE_OFFSET_HEADER,
     DLQ_SOURCE_PARTITION_HEADER,
     DLQ_SOURCE_TOPIC_HEADER,
+    Headers,
 )
-
-Headers = list[tuple[str, str | bytes | None]]
 
 
 def dead_letter_headers(

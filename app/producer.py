@@ -9,6 +9,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from app.wire.headers import Headers
+
 log = logging.getLogger(__name__)
 
 #: How long ``send_surely`` waits for deliveries to make room in a full queue before it tries again.
@@ -67,7 +69,7 @@ class EventProducer:
         key: bytes,
         value: bytes,
         timestamp_ms: int,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
+        headers: Headers | None = None,
     ) -> bool:
         """Queue one record; False when the local queue is full (nothing was queued)."""
         try:
@@ -82,7 +84,7 @@ class EventProducer:
         key: bytes,
         value: bytes,
         timestamp_ms: int,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
+        headers: Headers | None = None,
     ) -> None:
         """Queue one record, waiting (and blocking the caller) while the local queue is full: nothing is dropped."""
         while not self.send(topic, key, value, timestamp_ms, headers):

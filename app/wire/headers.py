@@ -30,3 +30,6 @@ DLQ_SOURCE_OFFSET_HEADER = "x-dlq-source-offset"
 DLQ_ERROR_HEADER = "x-dlq-error"
 #: The dead-letter headers, in the order they follow the record's own headers.
 DLQ_HEADERS = (DLQ_SOURCE_TOPIC_HEADER, DLQ_SOURCE_PARTITION_HEADER, DLQ_SOURCE_OFFSET_HEADER, DLQ_ERROR_HEADER)
+
+#: Record headers as the producer takes them: (name, value) pairs.
+Headers = list[tuple[str, str | bytes | None]]
