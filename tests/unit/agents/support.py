@@ -44,3 +44,25 @@ def truth(now_ms: int = 0) -> tuple[DerivedTruth, StubProducer]:
     producer = StubProducer()
     told.attach(producer)  # type: ignore[arg-type]
     return told, producer
+
+
+class ReportedMessage:
+    """What confluent-kafka's delivery report hands over: the record's parts."""
+
+    def __init__(self, topic: str, key: str, headers: list, timestamp_ms: int, value: bytes) -> None:
+        self._parts = (topic, key.encode(), headers, timestamp_ms, value)
+
+    def topic(self) -> str:
+        return self._parts[0]
+
+    def key(self) -> bytes:
+        return self._parts[1]
+
+    def headers(self) -> list:
+        return self._parts[2]
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._parts[3])
+
+    def value(self) -> bytes:
+        return self._parts[4]

@@ -18,7 +18,7 @@ from agents.stock import StockAgent
 from app.truth import MINUTE_MS, MinuteCounts, source_key
 from app.wire.headers import SOURCE_HEADER
 from schemas import load_schema
-from tests.unit.agents.support import TOPICS, StubCodec, StubProducer, truth
+from tests.unit.agents.support import TOPICS, ReportedMessage, StubCodec, StubProducer, truth
 
 PAYMENT = {"status": "CAPTURED", "method": "CARD", "event_time": 0}
 DECLINED = {"status": "DECLINED", "method": "PAYPAL", "event_time": 0}
@@ -78,27 +78,12 @@ def test_a_record_of_the_first_schema_reads_with_the_new_fields_defaulted() -> N
 # ----- the agents' book: publishing, failures, timeouts, a killed process
 
 
-class StubMessage:
-    """What confluent-kafka's delivery report hands over: the record's parts."""
-
-    def __init__(self, topic: str, key: str, source: str | None, timestamp_ms: int, value: dict | None = None):
-        headers = [] if source is None else [(SOURCE_HEADER, source.encode())]
-        self._parts = (topic, key.encode(), headers, timestamp_ms, json.dumps(value or {}).encode())
-
-    def topic(self) -> str:
-        return self._parts[0]
-
-    def key(self) -> bytes:
-        return self._parts[1]
-
-    def headers(self) -> list:
-        return self._parts[2]
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._parts[3])
-
-    def value(self) -> bytes:
-        return self._parts[4]
+def StubMessage(  # reads like the record it stands for
+    topic: str, key: str, source: str | None, timestamp_ms: int, value: dict | None = None
+) -> ReportedMessage:
+    """A failed record of an agent's ``source`` (None: no source header), as the delivery report hands it over."""
+    headers = [] if source is None else [(SOURCE_HEADER, source.encode())]
+    return ReportedMessage(topic, key, headers, timestamp_ms, json.dumps(value or {}).encode())
 
 
 def published(producer: StubProducer) -> dict[str, dict]:

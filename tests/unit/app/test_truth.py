@@ -23,7 +23,7 @@ from app.truth import (
 )
 from app.wire.headers import BAD_RECORD_HEADER, SHARD_HEADER
 from schemas import load_schema
-from tests.unit.agents.support import StubCodec
+from tests.unit.agents.support import ReportedMessage, StubCodec
 
 ORDER = {"quantity": 3, "amount": 1_500, "currency": "EUR", "event_time": 0}
 VIEW = {"interaction_type": "PAGE_VIEW", "event_time": 0}
@@ -169,26 +169,11 @@ def test_classify_finds_late_events_by_event_time_before_the_timestamp(event_tim
 # ----- the teller: what it publishes, what it keeps for later, and where a shard's published truth ends
 
 
-class StubMessage:
-    """What confluent-kafka's delivery report hands over: the record's parts."""
-
-    def __init__(self, topic: str, key: str, shard: int, timestamp_ms: int, value: bytes = b"{}") -> None:
-        self._parts = (topic, key.encode(), [(SHARD_HEADER, str(shard).encode())], timestamp_ms, value)
-
-    def topic(self) -> str:
-        return self._parts[0]
-
-    def key(self) -> bytes:
-        return self._parts[1]
-
-    def headers(self) -> list:
-        return self._parts[2]
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._parts[3])
-
-    def value(self) -> bytes:
-        return self._parts[4]
+def StubMessage(  # reads like the record it stands for
+    topic: str, key: str, shard: int, timestamp_ms: int, value: bytes = b"{}"
+) -> ReportedMessage:
+    """A failed record of generation ``shard``, as the delivery report hands it over."""
+    return ReportedMessage(topic, key, [(SHARD_HEADER, str(shard).encode())], timestamp_ms, value)
 
 
 class StubProducer:
