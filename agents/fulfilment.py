@@ -27,6 +27,7 @@ from agents.intake import Intake, deliver
 from agents.kafka_ledger import KafkaLedger
 from agents.ledger import StockLedger
 from agents.orders import OrdersAgent
+from agents.pg_ledger import PostgresLedger
 from agents.requests import OPENING, headers_of
 from agents.stock import StockAgent
 from app.avro import AvroCodec
@@ -40,10 +41,9 @@ from app.retry import until_done
 from app.settings import Settings
 from app.stats import EmissionStats
 from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, requests_topic
-from app.wire.symbols import RESTOCK
 from db.mirror import mirror_stock
-from db.pg_ledger import PostgresLedger
 from db.truth_marks import TruthMarks
+from schemas.symbols import RESTOCK
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The stock ledger: the one seam between the agents and where the canonical stock lives (CANON_INVENTORY).
 
 ``KafkaLedger`` (agents/kafka_ledger.py) keeps the stock in changelogged Faust tables; ``PostgresLedger``
-(db/pg_ledger.py) in Postgres rows. The stock agent hands either one a batch of requests and gets back the
+(agents/pg_ledger.py) in Postgres rows. The stock agent hands either one a batch of requests and gets back the
 records to send, already durable in an outbox; it tells the ledger when Kafka has them.
 """
 

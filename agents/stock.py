@@ -36,7 +36,7 @@ from app.producer import EventProducer
 from app.truth import header
 from app.wire.headers import DUPLICATE_HEADER
 from app.wire.roles import INVENTORY_CHANGES
-from app.wire.symbols import RETURN, SALE
+from schemas.symbols import RETURN, SALE
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from app.wire.headers import BAD_RECORD_HEADER
 from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
-from app.wire.symbols import SALE
+from schemas.symbols import SALE
 
 #: One minute of record timestamps, in milliseconds.
 MINUTE_MS = 60_000

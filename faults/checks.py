@@ -30,7 +30,7 @@ from app.wire.headers import (
     DLQ_SOURCE_TOPIC_HEADER,
 )
 from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, REQUESTS, SHIPMENTS
-from app.wire.symbols import DECLINED, SALE
+from schemas.symbols import DECLINED, SALE
 from tests.stock_support import differences
 from tests.support import ReadRecord, foldable_changes
 

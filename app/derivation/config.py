@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.derivation.exceptions import DerivationError
-from app.wire.symbols import APPLE_PAY, CARD, PAYPAL
+from schemas.symbols import APPLE_PAY, CARD, PAYPAL
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

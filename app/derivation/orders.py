@@ -6,9 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from app.inventory import InvalidValue
-from app.inventory.fields import choice, integer, optional_text, reason_invalid, text
-from app.wire.symbols import INTERACTION_TYPES
+from app.wire.fields import InvalidValue, choice, integer, optional_text, reason_invalid, text
+from schemas.symbols import INTERACTION_TYPES
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 

@@ -9,7 +9,7 @@ from app.derivation.config import DerivationConfig
 from app.derivation.ids import Uniform, payment_id
 from app.derivation.orders import read_order
 from app.generation.generator import cuts
-from app.wire.symbols import AUTHORIZED, CAPTURED, DECLINED
+from schemas.symbols import AUTHORIZED, CAPTURED, DECLINED
 
 #: Payments are single attempts: a declined order is not retried (a retry would be attempt 2).
 ATTEMPT = 1

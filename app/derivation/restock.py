@@ -26,8 +26,8 @@ from app.derivation.config import scaled_ms
 from app.derivation.derived_changes import inventory_change
 from app.derivation.exceptions import DerivationError
 from app.derivation.ids import Uniform, restock_change_id
-from app.inventory.fields import integer
-from app.wire.symbols import RESTOCK
+from app.wire.fields import integer
+from schemas.symbols import RESTOCK
 
 #: Whole percents of the ordered units a short delivery carries, fewest and most.
 SHORT_PERCENT = (50, 95)

@@ -8,8 +8,8 @@ from app.derivation.config import DerivationConfig
 from app.derivation.derived_changes import ScheduledChange, inventory_change
 from app.derivation.ids import Uniform, return_change_id
 from app.derivation.orders import read_order
-from app.inventory.fields import integer
-from app.wire.symbols import RETURN
+from app.wire.fields import integer
+from schemas.symbols import RETURN
 
 
 def decide_return(

@@ -22,7 +22,7 @@ from app.derivation.ids import Uniform, sale_change_id, shipment_id
 from app.derivation.orders import Order, read_order
 from app.derivation.payment import is_accepted
 from app.generation.generator import cuts
-from app.wire.symbols import SALE
+from schemas.symbols import SALE
 
 #: Continents of the countries of markets and warehouse sites, for the zone of a parcel.
 CONTINENTS = {

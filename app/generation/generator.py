@@ -15,7 +15,7 @@ from app.generation.prices import PriceWalk
 from app.generation.sampler import Sampler
 from app.generation.sessions import SessionPool
 from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS
-from app.wire.symbols import DAMAGE, RESTOCK
+from schemas.symbols import DAMAGE, RESTOCK
 
 _NEGATIVE_QUANTITY = "negative_quantity"
 #: A deployment of one shard: the whole stream.

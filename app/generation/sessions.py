@@ -23,7 +23,7 @@ from typing import NamedTuple
 from app.generation.config import GenerationConfig
 from app.generation.events import EventIds
 from app.generation.sampler import Sampler
-from app.wire.symbols import CART_ADD, PAGE_VIEW, SEARCH
+from schemas.symbols import CART_ADD, PAGE_VIEW, SEARCH
 
 # Funnel stages: the step a session takes next.
 LANDING, SEARCHING, PRODUCT_VIEW, CARTING = range(4)

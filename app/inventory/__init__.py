@@ -1,7 +1,7 @@
 """Event-sourced inventory, pure: a product's stock state and the idempotent fold of inventory changes into it."""
 
 from app.inventory.changes import DELTA_SIGN, Change, read_change, validate_change
-from app.inventory.exceptions import InvalidValue, InventoryError
+from app.inventory.exceptions import InventoryError
 from app.inventory.fold import apply, fold
 from app.inventory.state import REMEMBERED_CHANGES, StockState, WarehouseStock
 
@@ -9,7 +9,6 @@ __all__ = [
     "DELTA_SIGN",
     "REMEMBERED_CHANGES",
     "Change",
-    "InvalidValue",
     "InventoryError",
     "StockState",
     "WarehouseStock",

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from app.inventory.exceptions import InvalidValue
-from app.inventory.fields import choice, integer, optional_text, reason_invalid, text
-from app.wire.symbols import CHANGE_TYPES, DAMAGE, RESTOCK, RETURN, SALE
+from app.wire.fields import InvalidValue, choice, integer, optional_text, reason_invalid, text
+from schemas.symbols import CHANGE_TYPES, DAMAGE, RESTOCK, RETURN, SALE
 
 #: +1 for the types that add units on hand, -1 for those that take them (SALE: a served order's units leaving).
 DELTA_SIGN = {RESTOCK: 1, SALE: -1, DAMAGE: -1, RETURN: 1}

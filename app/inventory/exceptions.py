@@ -5,7 +5,3 @@ from app.exceptions import DatagenError
 
 class InventoryError(DatagenError):
     """A stock state or change the fold cannot work with: a bug at the caller, not bad data on a topic."""
-
-
-class InvalidValue(InventoryError):
-    """A decoded value dict that is no valid business event: a field is missing, of the wrong type or out of range."""

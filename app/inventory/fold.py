@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from app.inventory.changes import DELTA_SIGN, Change, read_change
-from app.inventory.exceptions import InvalidValue, InventoryError
+from app.inventory.exceptions import InventoryError
 from app.inventory.state import REMEMBERED_CHANGES, StockState, WarehouseStock
+from app.wire.fields import InvalidValue
 
 
 def apply(state: StockState | None, change: Mapping[str, object], remember: int = REMEMBERED_CHANGES) -> StockState:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from app.inventory.exceptions import InvalidValue, InventoryError
-from app.inventory.fields import integer, text
+from app.inventory.exceptions import InventoryError
+from app.wire.fields import InvalidValue, integer, text
 
 #: Change ids a state remembers by default, newest last. A change is only ever redelivered from the uncommitted
 #: tail of its partition: after a crash the worker re-reads what it folded since its last offset commit (Faust

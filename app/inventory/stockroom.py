@@ -40,7 +40,7 @@ from app.derivation import (
 from app.inventory.changes import DELTA_SIGN, read_change
 from app.inventory.state import StockState, WarehouseStock
 from app.wire.roles import INVENTORY_CHANGES, SHIPMENTS
-from app.wire.symbols import RESTOCK
+from schemas.symbols import RESTOCK
 
 #: Kinds of scheduled items.
 CHANGE_DUE = "change"

@@ -20,7 +20,7 @@ from app.verify.relations import OnHand
 from app.verify.results import CheckResult, Problems, exact, skipped
 from app.verify.shares import share_check, shares_check
 from app.wire.roles import INVENTORY_CHANGES, ORDERS
-from app.wire.symbols import DECLINED
+from schemas.symbols import DECLINED
 
 #: How long after the newest inventory change the mirror may still be writing it (it writes once a second).
 SETTLE_MS = 5_000

@@ -47,7 +47,7 @@ from app.wire.roles import (
     REQUESTS,
     SHIPMENTS,
 )
-from app.wire.symbols import CART_ADD, DAMAGE, PAGE_VIEW, RESTOCK, RETURN, SALE, SEARCH
+from schemas.symbols import CART_ADD, DAMAGE, PAGE_VIEW, RESTOCK, RETURN, SALE, SEARCH
 
 #: The id field of each event topic's records.
 ID_FIELDS = {

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from app.verify.observe import ChangeFacts, OrderFacts, PaymentFacts, ShipmentFacts
 from app.verify.results import Problems
-from app.wire.symbols import DECLINED
+from schemas.symbols import DECLINED
 
 #: (product_id, warehouse_id) -> units on hand.
 OnHand = Mapping[tuple[int, int], int]

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import psycopg2
 import pytest
 
+from agents.pg_ledger import PostgresLedger
 from app.derivation import DerivationConfig
 from app.inventory.stockroom import StockReference
-from db.pg_ledger import PostgresLedger
 from tests.unit.derivation.support import WAREHOUSES
 
 pytestmark = pytest.mark.integration

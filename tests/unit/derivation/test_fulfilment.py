@@ -30,7 +30,7 @@ from app.derivation import (
     shipment_id,
 )
 from app.inventory import validate_change
-from app.wire.symbols import RESTOCK, RETURN, SALE
+from schemas.symbols import RESTOCK, RETURN, SALE
 from tests.unit.derivation.support import (
     WAREHOUSES,
     assert_avro,

@@ -29,10 +29,10 @@ from app.derivation import (
 )
 from app.derivation.ids import MAX_DRAWS, NAMESPACE
 from app.generation import SEMANTIC_KINDS
-from app.inventory import InvalidValue
 from app.settings import Settings
+from app.wire.fields import InvalidValue
 from app.wire.roles import CUSTOMER_INTERACTIONS, ORDERS
-from app.wire.symbols import AUTHORIZED, CAPTURED, DECLINED
+from schemas.symbols import AUTHORIZED, CAPTURED, DECLINED
 from tests.unit.derivation.support import assert_avro, derive, make_order, make_orders, order_id
 from tests.unit.generation.support import assert_share, make_generator
 

@@ -19,7 +19,7 @@ from app.inventory import (
     validate_change,
 )
 from app.wire.roles import INVENTORY_CHANGES
-from app.wire.symbols import DAMAGE, RESTOCK, RETURN, SALE
+from schemas.symbols import DAMAGE, RESTOCK, RETURN, SALE
 from tests.unit.derivation.support import assert_avro
 from tests.unit.generation.support import NOW_MS, make_generator
 
@@ -238,8 +238,7 @@ def test_validate_change_catches_exactly_the_generators_semantic_faults() -> Non
 
 
 def test_a_string_field_longer_than_any_event_holds_is_refused_by_its_length() -> None:
-    from app.inventory.exceptions import InvalidValue
-    from app.inventory.fields import MAX_TEXT, text
+    from app.wire.fields import MAX_TEXT, InvalidValue, text
 
     assert text({"sku": "x" * MAX_TEXT}, "sku") == "x" * MAX_TEXT
     with pytest.raises(InvalidValue, match=f"sku: 1000000 characters, expected at most {MAX_TEXT}"):

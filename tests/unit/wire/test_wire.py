@@ -16,9 +16,9 @@ import pytest
 
 from app.inventory import DELTA_SIGN
 from app.settings import load_settings
-from app.wire import roles, symbols
+from app.wire import roles
 from app.wire.framing import HEADER_SIZE, MAGIC_BYTE, body, frame, header, schema_id
-from schemas import EVENT_SCHEMAS, EVOLVED_SCHEMAS, SCHEMA_FILES
+from schemas import EVENT_SCHEMAS, EVOLVED_SCHEMAS, SCHEMA_FILES, symbols
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = ROOT / "schemas"
@@ -103,7 +103,7 @@ def test_a_schema_that_lost_a_named_symbol_fails_at_import() -> None:
         "import schemas\n"
         "load = schemas.load_schema\n"
         "schemas.load_schema = lambda role, version=1: load(role, version).replace('\"DECLINED\"', '\"VOID\"')\n"
-        "import app.wire.symbols\n"
+        "import schemas.symbols\n"
     )
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode != 0
@@ -128,7 +128,7 @@ def test_the_roles_are_the_settings_and_the_schemas_keys() -> None:
 
 
 def test_the_wire_imports_no_io_library_and_may_be_imported_after_the_schemas() -> None:
-    probe = "import sys, schemas, app.wire.symbols, app.wire.framing; print(' '.join(sorted(sys.modules)))"
+    probe = "import sys, schemas, schemas.symbols, app.wire.framing; print(' '.join(sorted(sys.modules)))"
     run = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=ROOT)
     loaded = {name.split(".")[0] for name in run.stdout.split()}
     assert not loaded & IO_LIBRARIES
@@ -184,17 +184,17 @@ def _restated(where: str, tree: ast.AST) -> list[str]:
             if name in {"MAGIC_BYTE", "HEADER_SIZE"}:
                 found.append(f"{line} defines {name} (app.wire.framing has it)")
             elif name in every_symbol and literal == name:
-                found.append(f"{line} defines {name} = {literal!r} (app.wire.symbols has it)")
+                found.append(f"{line} defines {name} = {literal!r} (schemas.symbols has it)")
             elif name in role_names and literal == role_names[name] and _single_name(node):
                 found.append(f"{line} defines {name} = {literal!r} (app.wire.roles has it)")
         if isinstance(node, ast.Tuple | ast.List | ast.Set) and len(node.elts) >= 2:
             every_literal = all(_literal(item) is not None for item in node.elts)
             items = {literal for item in node.elts if (literal := _literal(item)) is not None}
             if every_literal and any(items <= set(enum) for enum in enums):
-                found.append(f"{line} writes out enum symbols {sorted(items)} (app.wire.symbols has them)")
+                found.append(f"{line} writes out enum symbols {sorted(items)} (schemas.symbols has them)")
             names = {item.id if isinstance(item, ast.Name) else None for item in node.elts}
             if any(names == set(enum) for enum in enums):  # some of them are a choice; all of them, the enum
-                found.append(f"{line} lists a whole enum {sorted(map(str, names))} (app.wire.symbols has it)")
+                found.append(f"{line} lists a whole enum {sorted(map(str, names))} (schemas.symbols has it)")
     return found
 
 

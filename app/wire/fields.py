@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from app.inventory.exceptions import InvalidValue
+from app.exceptions import DatagenError
+
+
+class InvalidValue(DatagenError):
+    """A decoded value dict that is no valid business event: a field is missing, of the wrong type or out of range."""
 
 
 def integer(value: Mapping[str, object], name: str, least: int | None = None) -> int:
