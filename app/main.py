@@ -1,9 +1,7 @@
-"""Builds the Faust app from the settings: topics, schema registration, web views."""
+"""Builds the Faust app from the settings: wiring only (topics, agents, views, commands and the start-up task)."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
 import os
 import socket
@@ -12,7 +10,6 @@ from typing import Any
 
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from faust.utils.terminal import SpinnerHandler
 from mode import BaseSignalT
 
 from agents.fulfilment import FulfilmentAgents
@@ -23,23 +20,15 @@ from app.exceptions import SettingsError
 from app.fast_consumer import SeekFirstTableManager
 from app.health import HealthChecker
 from app.metrics import register_metrics
-from app.registry import register_until_done
-from app.retry import until_done
 from app.settings import Settings, load_settings
 from app.shutdown import DatagenWorker
+from app.startup import register_start_up
 from app.topics import DatagenApp, declare_topics
 from app.web.health import register_health
 from app.web.stock_sources import inventory_source
 from app.web.views import register_inventory_views
-from db.catalog_store import load_catalog
-from db.seed import ensure_seeded, log_progress
-from db.stock_reference import load_stock_reference
 
 log = logging.getLogger(__name__)
-
-#: The cyclic collector's thresholds once the worker has started (Python's default: 700, 10, 10).
-GC_THRESHOLDS = (50_000, 20, 100)
-
 
 def app_from_environment() -> faust.App:
     """The app for ``faust -A app``: settings from the environment; exit 2 with one line if one is bad."""
@@ -49,17 +38,6 @@ def app_from_environment() -> faust.App:
     except SettingsError as error:
         print(f"retail-datagen: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def settle_garbage_collector() -> None:
-    """Keep what start-up built out of the cyclic collector's sight, and run it on young objects less often.
-
-    At tens of thousands of events a second the default thresholds (700, 10, 10) start a collection every few
-    hundred records, each walking the worker's long-lived objects too; this is 8% more events/s at the ceiling.
-    Most garbage here has no cycles and goes by reference counting, so memory stays where it was.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 #: WEB_HOST's value for "the address this machine's host name resolves to".
@@ -79,23 +57,6 @@ def advertised_host(web_host: str) -> str:
     except OSError as error:
         log.warning("WEB_HOST=auto: this machine's name does not resolve (%s); using 127.0.0.1", error)
         return "127.0.0.1"
-
-
-def restore_root_log_level(root: logging.Logger | None = None) -> None:
-    """Undo what Faust's start-up spinner did to the root logger once start-up is over.
-
-    At a level of WARN or above, Faust's worker sets the root logger to DEBUG and adds a handler that turns
-    its spinner on every record. The spinner ends with start-up, but the level stays: every debug call in
-    Faust and aiokafka, several per record consumed or sent, then builds a record that no handler prints
-    (2.5% of the worker's time in a profile at 500 events/s with the agents on). The handler goes and the
-    root logger takes the least verbose level that any remaining handler prints.
-    """
-    root = root or logging.getLogger()
-    for handler in [handler for handler in root.handlers if isinstance(handler, SpinnerHandler)]:
-        root.removeHandler(handler)
-    levels = [handler.level for handler in root.handlers]
-    if levels and min(levels) > root.level:
-        root.setLevel(min(levels))
 
 
 def has_tables(settings: Settings) -> bool:
@@ -151,31 +112,7 @@ def create_app(settings: Settings) -> faust.App:
     # The tables' changelogs too: a worker starting beside another could otherwise write to a changelog its
     # consumer's metadata does not show yet, which Faust takes for one with 0 partitions (PartitionsMismatch).
     app.declare_first += [table.changelog_topic for table in app.tables.values()]
-    dsn = settings.pg_dsn.get_secret_value()
-
-    async def seed_reference_data() -> None:
-        seeded = await until_done(lambda: ensure_seeded(settings, progress=log_progress), "seeding Postgres")
-        log.info("%s", seeded.summary())
-
-    @app.task
-    async def start_up() -> None:
-        """Each service's step on its own, so one that is down does not hold back the others."""
-        log.info("settings: %s", settings.display())
-        await asyncio.gather(register_until_done(registry, settings), seed_reference_data())
-        if inventory is not None:
-            await inventory.start()
-        catalog = await until_done(lambda: load_catalog(dsn), "loading the catalogue")
-        if fulfilment is not None:
-            reference = await until_done(lambda: load_stock_reference(dsn), "loading the stock")
-            # With generation on, the worker holding shard 0 opens the ledger (once per deployment).
-            await fulfilment.start(reference, open_ledger=not settings.generation_enabled)
-        settle_garbage_collector()
-        restore_root_log_level()
-        if settings.generation_enabled:
-            generation.start(catalog, fulfilment.open_ledger if fulfilment is not None else None)
-        else:
-            generation.stats.state = "disabled"
-            log.info("GENERATION_ENABLED=false: this worker only runs the agents")
+    register_start_up(app, settings, registry, generation, fulfilment, inventory)
 
     if inventory is not None:
 

@@ -6,7 +6,7 @@ import logging
 
 from faust.utils.terminal import Spinner, SpinnerHandler
 
-from app.main import restore_root_log_level
+from app.startup import restore_root_log_level
 
 
 def test_the_spinners_debug_level_and_handler_go_after_start_up() -> None:
