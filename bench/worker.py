@@ -6,16 +6,14 @@ step (so its own consumer group and changelog topics), its own seven topics (the
 DATA_DIR; between them they hold every generation shard (so together they emit TARGET_EPS) and share the group's
 partitions. On exit the workers are stopped and every Kafka topic and the consumer group they used are deleted, so
 repeated runs do not fill the broker's disk. CPU and memory are read from ``/proc``, the broker's and Postgres's too.
+
+The workers are started and stopped by the real-worker harness the tests use (tests/harness.py), at log level warn.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -32,9 +30,8 @@ from psycopg2.extensions import parse_dsn
 
 from app.wire.roles import ROLES
 from db.throwaway import drop_database, dsn_for
+from tests.harness import ROOT, Worker, start_worker, stop_all
 
-ROOT = Path(__file__).resolve().parent.parent
-FAUST = str(Path(sys.executable).with_name("faust"))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 START_TIMEOUT = 180.0
@@ -43,18 +40,16 @@ PID_FILES = ROOT / ".stack" / "run"
 
 
 @dataclass
-class BenchWorker:
-    """A running worker: its process, web port, APP_ID and topic names by role (lower case)."""
+class BenchWorker(Worker):
+    """A running worker (the harness's :class:`Worker`: process, environment, web port, log) with its APP_ID and
+    topic names by role (lower case)."""
 
-    process: subprocess.Popen[bytes]
-    port: int
     app_id: str
     topics: dict[str, str]
-    log_path: Path
 
     def stats(self) -> dict:
         """The worker's ``GET /stats/``."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats/", timeout=5) as response:
+        with urllib.request.urlopen(f"{self.url}/stats/", timeout=5) as response:
             return dict(json.loads(response.read()))
 
     def cpu_seconds(self) -> float:
@@ -142,41 +137,26 @@ def machine_busy_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def worker_environment(
-    tag: str, target: float, data_dir: Path, port: int, overrides: Mapping[str, str], member: str | None = None
-) -> dict:
-    """The environment of a benchmark worker of APP_ID ``bench-<tag>``; ``member`` names its DATA_DIR (the tag)."""
-    env = {
-        **os.environ,
+def worker_settings(tag: str, target: float, overrides: Mapping[str, str]) -> dict[str, str | None]:
+    """The settings of a benchmark worker of APP_ID ``bench-<tag>`` on top of ``os.environ`` (the harness adds
+    WEB_PORT and DATA_DIR); MAX_EVENTS is unset (None), whatever the environment or ``overrides`` say."""
+    return {
         "TARGET_EPS": str(target),
         "DIURNAL_ENABLED": "false",
         "APP_ID": f"bench-{tag}",
-        "WEB_PORT": str(port),
-        "DATA_DIR": str(data_dir / (member or tag)),
         **{f"TOPIC_{role.upper()}": f"bench-{tag}.{role}" for role in ROLES},
         **overrides,
+        "MAX_EVENTS": None,
     }
-    env.pop("MAX_EVENTS", None)
-    return env
 
 
 def _launch(tag: str, member: str, target: float, data_dir: Path, overrides: Mapping[str, str]) -> BenchWorker:
-    port = free_port()
-    env = worker_environment(tag, target, data_dir, port, overrides, member)
-    log_path = data_dir / f"worker-{member}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [FAUST, "-A", "app", "worker", "-l", "warn"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    topics = {role: env[f"TOPIC_{role.upper()}"] for role in ROLES}
-    return BenchWorker(process, port, env["APP_ID"], topics, log_path)
+    """A worker of ``bench-<tag>`` whose DATA_DIR is ``data_dir/<member>`` and log ``data_dir/worker-<member>.log``."""
+    worker = start_worker(
+        worker_settings(tag, target, overrides), data_dir / f"worker-{member}.log", data_dir / member, level="warn"
+    )
+    topics = {role: worker.env[f"TOPIC_{role.upper()}"] for role in ROLES}
+    return BenchWorker(worker.process, worker.env, worker.port, worker.log_path, worker.env["APP_ID"], topics)
 
 
 @contextmanager
@@ -196,7 +176,7 @@ def bench_workers(
         workers[0].wait_group(count)
         yield workers
     finally:
-        stop([worker.process for worker in workers])
+        stop_all(workers, STOP_TIMEOUT)
         delete_kafka_state(f"bench-{tag}", f"bench-{tag}")
 
 
@@ -205,20 +185,6 @@ def bench_worker(target: float, data_dir: Path, overrides: Mapping[str, str] | N
     """One worker at ``target`` events/s with ``overrides``, waited for until it generates; cleaned up afterwards."""
     with bench_workers(target, 1, data_dir, overrides) as workers:
         yield workers[0]
-
-
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to every one at once, then SIGKILL to those still running after ``STOP_TIMEOUT`` s."""
-    running = [process for process in processes if process.poll() is None]
-    for process in running:
-        process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for process in running:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextmanager

@@ -9,9 +9,7 @@ everything left, and reads every topic to its high watermarks and the stock from
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -28,10 +26,10 @@ from app.verify.truth import count_generated, read_truth
 from app.wire.roles import DEAD_LETTER, INVENTORY_CHANGES, ORDERS, PAYMENTS, REQUESTS, SHIPMENTS, requests_topic
 from db.throwaway import create_database, drop_database, dsn_for
 from faults.checks import Verdict, judge
+from tests.harness import ROOT, Worker, free_port, http_get, start_worker
 from tests.stock_support import changelog_values, high_watermarks, listed_on_hand, postgres_on_hand, quiet
-from tests.support import KAFKA_BOOTSTRAP, PG_DSN, ROOT, Worker, free_port, http_get, read_back, unique_topics
+from tests.support import KAFKA_BOOTSTRAP, PG_DSN, read_back, unique_topics
 
-FAUST = str(Path(sys.executable).with_name("faust"))
 STACK = ROOT / "stack" / "stack.sh"
 #: How long a worker gets to start generating, or to recover from a fault (a broker restart included).
 START_TIMEOUT = 240.0
@@ -48,56 +46,45 @@ def stack(*args: str) -> str:
 
 @dataclass
 class Member:
-    """One worker of the deployment: a process started and restarted on the same data directory and log."""
+    """One worker of the deployment: a process started and restarted on the same data directory, port and log."""
 
     name: str
     data_dir: Path
     log_path: Path
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    #: The harness's worker of the latest start; None before the first.
+    _worker: Worker | None = field(default=None, init=False)
 
     def start(self, settings: Mapping[str, str]) -> None:
-        env = {**os.environ, **settings, "WEB_PORT": str(self.port), "DATA_DIR": str(self.data_dir)}
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [FAUST, "-A", "app", "worker", "-l", "info"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+        self._worker = start_worker(settings, self.log_path, self.data_dir, port=self.port, append=True)
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return None if self._worker is None else self._worker.process
 
     @property
     def worker(self) -> Worker:
         """The running worker as the tests' helpers take it."""
-        assert self.process is not None
-        return Worker(self.process, {}, self.port, self.log_path)
+        assert self._worker is not None
+        return self._worker
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self._worker is not None and self._worker.running()
 
     def kill(self) -> None:
         """SIGKILL, and wait for the process to be gone."""
-        if self.running():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
+        if self._worker is not None:
+            self._worker.kill()
 
     def terminate(self, timeout: float = 60.0) -> float:
         """SIGTERM; the seconds the process took to exit (it is killed after ``timeout``)."""
-        if not self.running():
-            return 0.0
-        assert self.process is not None
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        return time.monotonic() - started
+        return 0.0 if self._worker is None else self._worker.stop(timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

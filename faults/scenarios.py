@@ -16,8 +16,9 @@ from typing import Any
 
 from app.wire.roles import INVENTORY_CHANGES, ORDERS, PAYMENTS, SHIPMENTS
 from faults.harness import Deployment, stack
+from tests.harness import http_get
 from tests.stock_support import high_watermarks
-from tests.support import http_get, read_back, registry_client
+from tests.support import read_back, registry_client
 
 Figures = dict[str, Any]
 

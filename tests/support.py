@@ -1,40 +1,35 @@
-"""Helpers shared by the integration tests: a real worker process and the stack's addresses."""
+"""Helpers shared by the integration tests: the stack's addresses, reading topics back, a cuttable TCP proxy.
+
+The real-worker harness (``run_worker``, ``Worker``, ``free_port``, ...) lives in tests/harness.py; it is re-exported
+here, where the tests have always imported it from.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+# The harness's names, re-exported (the ``as`` marks them so) for the tests that import them from here.
+from tests.harness import FAUST as FAUST
+from tests.harness import ROOT as ROOT
+from tests.harness import Worker as Worker
+from tests.harness import free_port as free_port
+from tests.harness import http_get as http_get
+from tests.harness import run_worker as run_worker
+from tests.harness import wait_for as wait_for
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroDeserializer
 
-ROOT = Path(__file__).resolve().parent.parent
-FAUST = str(Path(sys.executable).with_name("faust"))
 REGISTRY_URL = "http://127.0.0.1:8081/apis/ccompat/v7"
 KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 PG_DSN = "host=127.0.0.1 port=5432 dbname=demo user=admin password=admin"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def unique_topics(tag: str) -> dict[str, str]:
@@ -50,99 +45,6 @@ def unique_topics(tag: str) -> dict[str, str]:
         "TOPIC_TRUTH": f"truth.{suffix}",
         "APP_ID": f"datagen-{suffix}",
     }
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, dict]:
-    """Status and JSON body of a GET, whatever the status."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
-@dataclass
-class Worker:
-    """A running ``faust -A app worker`` process and how to reach it."""
-
-    process: subprocess.Popen[bytes]
-    env: dict[str, str]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_until(self, predicate_path: str, want_status: int, timeout: float = 90.0) -> dict:
-        """Poll a view until it answers ``want_status``; fail with the worker's log if it never does."""
-        deadline = time.monotonic() + timeout
-        last: object = None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()[-4000:]}")
-            try:
-                status, body = http_get(self.url + predicate_path)
-            except (OSError, ValueError) as error:
-                last = error
-            else:
-                last = (status, body)
-                if status == want_status:
-                    return body
-            time.sleep(0.5)
-        raise AssertionError(f"{predicate_path} never answered {want_status}; last: {last}\n{self.log()[-4000:]}")
-
-    def wait_until_logged(self, text: str, timeout: float = 60.0) -> None:
-        """Wait for ``text`` in the worker's log; fail with the log if it never comes."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log():
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.3)
-        raise AssertionError(f"never logged {text!r}:\n{self.log()[-4000:]}")
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    """Poll ``predicate`` every 0.5 s until it holds; AssertionError naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-@contextmanager
-def run_worker(tmp_path: Path, overrides: Mapping[str, str]) -> Iterator[Worker]:
-    """Start a worker with the default settings plus ``overrides``; stop it with SIGTERM afterwards."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "WEB_PORT": str(port),
-        "DATA_DIR": str(tmp_path / "faust-data"),
-        **overrides,
-    }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [FAUST, "-A", "app", "worker", "-l", "info"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    worker = Worker(process, env, port, log_path)
-    try:
-        yield worker
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @dataclass(frozen=True)

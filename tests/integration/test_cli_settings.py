@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
-from tests.support import FAUST, ROOT
+from tests.harness import run_faust
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +26,7 @@ pytestmark = pytest.mark.integration
 )
 def test_bad_setting_stops_the_worker_with_status_2(variable: str, value: str, extra: dict[str, str]) -> None:
     env = {**os.environ, variable: value, **extra}
-    done = subprocess.run(
-        [FAUST, "-A", "app", "worker"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_faust("worker", env=env, timeout=60)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -35,12 +34,11 @@ from app.verify.truth import read_truth
 from app.wire.headers import BAD_RECORD_HEADER
 from db.throwaway import create_database, drop_database, dsn_for
 from schemas import SCHEMA_FILES
+from tests.harness import run_faust
 from tests.stock_support import quiet
 from tests.support import (
-    FAUST,
     KAFKA_BOOTSTRAP,
     PG_DSN,
-    ROOT,
     registry_client,
     run_worker,
     unique_topics,
@@ -162,15 +160,7 @@ class Deployment:
 
 
 def run_verify(env: Mapping[str, str], path: Path) -> Verified:
-    process = subprocess.run(
-        [FAUST, "-A", "app", "verify", "--json", str(path)],
-        cwd=ROOT,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    process = run_faust("verify", "--json", str(path), env=env, timeout=180)
     assert process.returncode in (0, 1), f"exit {process.returncode}:\n{process.stdout}\n{process.stderr}"
     report = json.loads(path.read_text())
     assert report["exit_status"] == process.returncode
@@ -320,15 +310,7 @@ def test_an_order_of_a_product_no_table_holds(deployment: Deployment) -> None:
 
 def test_a_kafka_that_does_not_answer_exits_2_with_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "KAFKA_BOOTSTRAP": "127.0.0.1:1"}  # nothing listens there
-    process = subprocess.run(
-        [FAUST, "-A", "app", "verify", "--timeout", "2"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    process = run_faust("verify", "--timeout", "2", env=env, timeout=60)
     assert process.returncode == 2
     assert "verify: cannot verify: Kafka did not give the watermarks of" in process.stderr
     assert "Traceback" not in process.stderr
