@@ -380,11 +380,6 @@ class Settings(BaseModel):
         """BACKFILL in milliseconds (0 when unset)."""
         return 0 if self.backfill is None else round(parse_duration(self.backfill) * 1000)
 
-    @property
-    def simulated(self) -> bool:
-        """True when the simulated clock differs from the wall clock (START_TIME, SPEEDUP or BACKFILL set)."""
-        return self.start_time is not None or self.speedup != 1.0 or self.backfill is not None
-
     def display(self) -> dict[str, str]:
         """Every setting by its variable name, secrets masked: safe to log or show."""
         shown = {}

@@ -72,8 +72,6 @@ def test_the_clock_settings_read_as_milliseconds() -> None:
     settings = load_settings({"START_TIME": START, "BACKFILL": "1d12h", "SPEEDUP": "60"})
     assert settings.start_ms == START_MS
     assert settings.backfill_ms == 129_600_000
-    assert settings.simulated
-    assert not load_settings({}).simulated
     assert settings.bucket_capacity == 600.0  # one wall second at TARGET_EPS (10) x SPEEDUP
 
 
