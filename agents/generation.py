@@ -46,7 +46,7 @@ from app.registry import evolve
 from app.retry import until_done
 from app.settings import Settings, mask_url
 from app.stats import EmissionStats
-from app.truth import minute_of
+from app.truth import MinuteCounts, minute_of
 from app.wire.headers import BAD_RECORD_HEADER, DUPLICATE, Headers
 from app.wire.roles import GENERATED, INVENTORY_CHANGES, requests_topic
 from db.catalog_store import write_price_changes
@@ -475,6 +475,11 @@ class GenerationAgent:
         app.page("/stats/")(self._stats_view())
         app.on_before_shutdown.connect(self._on_shutdown)
         app.on_partitions_revoked.connect(self._on_revoked)
+
+    def counted(self) -> MinuteCounts | None:
+        """What the truth counted of this worker's emission so far (for ``/metrics``); None with the truth off or
+        before generation starts."""
+        return None if self.teller is None else self.teller.book.so_far()
 
     def start(self, catalog: Catalog, opened: Callable[[bool], Awaitable[None]] | None = None) -> Generation:
         """Begin generating from ``catalog``.

@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> faust.App:
     fulfilment = FulfilmentAgents(app, settings, registry, generation.stats) if settings.agents_enabled else None
     inventory = inventory_source(settings, fulfilment)
     register_inventory_views(app, inventory, generation)
-    register_metrics(app, settings, generation.stats)  # GET /metrics, for Prometheus
+    register_metrics(app, settings, generation.stats, generation.counted)  # GET /metrics, for Prometheus
     app.declare_first = list(topics.by_role.values()) + ([fulfilment.requests] if fulfilment is not None else [])
     # The tables' changelogs too: a worker starting beside another could otherwise write to a changelog its
     # consumer's metadata does not show yet, which Faust takes for one with 0 partitions (PartitionsMismatch).

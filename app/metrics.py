@@ -25,10 +25,13 @@ from prometheus_client.registry import Collector
 from app.generation import BAD_KINDS
 from app.settings import Settings
 from app.stats import EmissionStats
-from app.wire.roles import ORDERS, requests_topic
+from app.truth import MinuteCounts
+from app.wire.roles import CUSTOMER_INTERACTIONS, INVENTORY_CHANGES, ORDERS, requests_topic
 
 #: The prefix of every metric name this project exports.
 PREFIX = "retail_datagen_"
+#: The kind label of orders in ``events_by_kind`` (the other kinds are the schemas' enum symbols).
+ORDER_KIND = "order"
 #: The path Prometheus scrapes.
 METRICS_PATH = "/metrics"
 
@@ -172,15 +175,19 @@ class DatagenCollector(Collector):
         lag: Callable[[], Mapping[str, int]] = dict,
         *,
         clock: Callable[[], float] = time.monotonic,
+        kinds: Callable[[], MinuteCounts | None] = lambda: None,
     ) -> None:
-        """``lag()``: input records not yet decided per agent input topic; ``clock``: the stats' monotonic clock."""
+        """``lag()``: input records not yet decided per agent input topic; ``clock``: the stats' monotonic clock;
+        ``kinds()``: what the generator's truth counted so far (``TruthBook.so_far``), None with the truth off."""
         self._stats = stats
         self._meters = meters
         self._lag = lag
         self._clock = clock
+        self._kinds = kinds
 
     def collect(self) -> Iterable[Metric]:
         yield from self._generation(self._stats, self._clock())
+        yield from self._by_kind(self._kinds())
         yield from self._agents(self._stats, self._meters)
         yield from self._producers(self._stats, self._meters)
         yield from self._meters.batch_records.collect()
@@ -213,6 +220,30 @@ class DatagenCollector(Collector):
         yield bad
         yield _counter("backpressure_waits", "Waits for room in the producer's full queue.", stats.backpressure_waits)
         yield _counter("shortfall_events", "Events the target asked for that could not go out.", stats.shortfall)
+
+    @staticmethod
+    def _by_kind(counts: MinuteCounts | None) -> Iterator[Metric]:
+        """The good events by role and kind, and late events by topic, as the truth counts them (empty with
+        TRUTH_ENABLED=false: the generator counts them only for the truth, never once more per record)."""
+        kinds = CounterMetricFamily(
+            f"{PREFIX}events_by_kind",
+            "Good events the generator emitted, by role and kind (order, interaction type, change type).",
+            labels=["role", "kind"],
+        )
+        late = CounterMetricFamily(
+            f"{PREFIX}late_events_by_topic", "Good events emitted with an event time behind it, by topic.",
+            labels=["topic"],
+        )
+        if counts is not None:
+            kinds.add_metric([ORDERS, ORDER_KIND], counts.orders)
+            typed = ((CUSTOMER_INTERACTIONS, counts.interactions), (INVENTORY_CHANGES, counts.inventory_changes))
+            for role, found in typed:
+                for kind, count in sorted(found.items()):
+                    kinds.add_metric([role, kind], count)
+            for topic, count in sorted(counts.late_events.items()):
+                late.add_metric([topic], count)
+        yield kinds
+        yield late
 
     def _agents(self, stats: EmissionStats, meters: AgentMeters) -> Iterator[Metric]:
         decisions = CounterMetricFamily(
@@ -269,10 +300,15 @@ def metrics_registry(collector: Collector) -> CollectorRegistry:
     return registry
 
 
-def register_metrics(app: AppT, settings: Settings, stats: EmissionStats) -> CollectorRegistry:
-    """Serve ``GET /metrics`` on ``app``'s web server from a registry of the app's own; the registry."""
+def register_metrics(
+    app: AppT, settings: Settings, stats: EmissionStats, kinds: Callable[[], MinuteCounts | None] = lambda: None
+) -> CollectorRegistry:
+    """Serve ``GET /metrics`` on ``app``'s web server from a registry of the app's own; the registry.
+
+    ``kinds()``: the generator's truth counted so far (see ``DatagenCollector``)."""
     inputs = agent_inputs(settings)
-    registry = metrics_registry(DatagenCollector(stats, agent_meters(app), lambda: consumer_lag(app, inputs)))
+    collector = DatagenCollector(stats, agent_meters(app), lambda: consumer_lag(app, inputs), kinds=kinds)
+    registry = metrics_registry(collector)
 
     class Metrics(View):
         """The worker's figures in Prometheus's text exposition format (0.0.4)."""

@@ -229,6 +229,8 @@ class TruthBook:
         self.settled_through = 0
         #: Nothing before this moment is emitted any more: minutes before it were taken (published).
         self.closed_through = 0
+        #: The counts of every minute taken or dropped, so that ``so_far`` only ever grows.
+        self._past = MinuteCounts()
 
     def counts(self, shard: int, minute_ms: int) -> MinuteCounts:
         """The (live) counts of ``shard`` in ``minute_ms``."""
@@ -255,6 +257,8 @@ class TruthBook:
         keys = [key for key in self.minutes if key[1] == minute_ms]
         taken = {shard: self.minutes.pop((shard, minute)) for shard, minute in keys}
         self.closed_through = max(self.closed_through, minute_ms + MINUTE_MS)
+        for counts in taken.values():
+            self._past.merge(counts)
         return taken
 
     def open_minutes(self, shard: int) -> dict[int, MinuteCounts]:
@@ -265,4 +269,16 @@ class TruthBook:
         """Forget ``shards`` (they moved to another worker, which counts their open minutes again from Kafka)."""
         gone = set(shards)
         for key in [key for key in self.minutes if key[0] in gone]:
-            del self.minutes[key]
+            self._past.merge(self.minutes.pop(key))
+
+    def so_far(self) -> MinuteCounts:
+        """Everything counted here since the worker started: the minutes taken or dropped and the open ones.
+
+        Read when Prometheus scrapes (``app/metrics.py``), never per record. It counts what this worker emitted,
+        plus what it counted from Kafka for a shard taken over from a worker that was killed.
+        """
+        total = MinuteCounts()
+        total.merge(self._past)
+        for counts in self.minutes.values():
+            total.merge(counts)
+        return total

@@ -12,11 +12,12 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import DEAD_LETTER_REASONS, DEAD_LETTERS, PREFIX
+from app.metrics import DEAD_LETTER_REASONS, DEAD_LETTERS, ORDER_KIND, PREFIX
 from app.wire.roles import requests_topic
 from db.throwaway import create_database, drop_database, dsn_for
 from tests.stock_support import high_watermarks
 from tests.support import KAFKA_BOOTSTRAP, PG_DSN, Worker, http_get, run_worker, unique_topics, wait_for
+from tests.truth_support import count_topics
 
 pytestmark = pytest.mark.integration
 
@@ -196,6 +197,39 @@ def test_once_finished_every_figure_equals_stats(run: Run) -> None:
     decisions = values(found, "agent_decisions", "outcome")
     assert decisions == {outcome: n for outcome, n in stats["agents"].items() if outcome != DEAD_LETTERS}
     assert values(found, "generation_state", "state") == {stats["state"]: 1}
+
+
+def test_once_finished_events_by_kind_equal_a_consumers_count_of_the_topics(run: Run) -> None:
+    run.worker.wait_until_logged("MAX_EVENTS=", timeout=MAX_EVENTS / TARGET_EPS * 3 + 60)
+    found = scrape(run.worker)  # the generator is done: nothing it counts changes any more
+    topics = run.topics
+    generated = {
+        topics["TOPIC_ORDERS"]: topics["TOPIC_ORDERS"],
+        topics["TOPIC_CUSTOMER_INTERACTIONS"]: topics["TOPIC_CUSTOMER_INTERACTIONS"],
+        requests_topic(topics["APP_ID"]): topics["TOPIC_INVENTORY_CHANGES"],  # the agents are on
+    }
+    consumer: dict[tuple[str, str], float] = {}
+    late: dict[str, float] = {}
+    for entry in count_topics(generated).values():  # read to the high watermarks, per (shard, minute)
+        pairs = [(("orders", ORDER_KIND), entry["orders"])]
+        pairs += [(("customer_interactions", kind), n) for kind, n in entry["interactions"].items()]
+        pairs += [(("inventory_changes", kind), n) for kind, n in entry["inventory_changes"].items()]
+        for key, n in pairs:
+            consumer[key] = consumer.get(key, 0) + n
+        for topic, n in entry["late_events"].items():
+            late[topic] = late.get(topic, 0) + n
+    exported = {
+        (sample.labels["role"], sample.labels["kind"]): sample.value
+        for sample in found[f"{PREFIX}events_by_kind"].samples
+        if sample.name.endswith("_total")
+    }
+    assert {key: n for key, n in exported.items() if n} == {key: n for key, n in consumer.items() if n}
+    assert consumer["orders", ORDER_KIND] > 0
+    assert len([key for key in consumer if key[0] == "customer_interactions"]) >= 2
+    late_exported = values(found, "late_events_by_topic", "topic")
+    assert {topic: n for topic, n in late_exported.items() if n} == {topic: n for topic, n in late.items() if n}
+    # late_events counts bad records drawn late as well; the truth counts good ones only.
+    assert 0 < sum(late_exported.values()) <= single(found, "late_events")
 
 
 def test_dead_letters_by_reason_add_up_to_the_agents_count(run: Run) -> None:

@@ -28,6 +28,7 @@ from app.metrics import (
     DEAD_LETTER_REASONS,
     DEAD_LETTERS,
     METRICS_PATH,
+    ORDER_KIND,
     PREFIX,
     AgentMeters,
     DatagenCollector,
@@ -37,6 +38,7 @@ from app.metrics import (
 )
 from app.settings import load_settings
 from app.stats import EmissionStats
+from app.truth import MINUTE_MS, TruthBook
 
 DSN = "host=127.0.0.1 dbname=demo user=admin password=admin"
 NOW = 110.0
@@ -184,6 +186,40 @@ def test_batch_histograms() -> None:
         if sample.name.endswith("_count") and sample.labels["agent"] == "orders"
     }
     assert count == {"decide": 2, "deliver": 1}
+
+
+def test_events_by_kind_and_late_events_by_topic_are_what_the_truth_book_counted_so_far() -> None:
+    book = TruthBook()
+    counts = book.counts(0, 0)
+    for interaction in ("PAGE_VIEW", "PAGE_VIEW", "SEARCH"):
+        counts.add("interactions.v1", "customer_interactions", {"interaction_type": interaction}, False, None)
+    counts.add("orders.v1", "orders", {"quantity": 2, "amount": 900, "currency": "USD"}, True, None)
+    book.counts(1, MINUTE_MS).add("requests", "inventory_changes", {"change_type": "RESTOCK"}, False, None)
+    book.counts(1, MINUTE_MS).add("orders.v1", "orders", None, False, "undecodable")  # bad: no kind of its own
+    book.settle(MINUTE_MS)
+    book.take(0)  # published minutes stay counted
+    registry = metrics_registry(DatagenCollector(EmissionStats(), AgentMeters(), clock=lambda: NOW, kinds=book.so_far))
+    found = families(generate_latest(registry).decode())
+    kinds = {
+        (sample.labels["role"], sample.labels["kind"]): sample.value
+        for sample in found[f"{PREFIX}events_by_kind"].samples
+        if sample.name.endswith("_total")
+    }
+    assert kinds == {
+        ("orders", ORDER_KIND): 1,
+        ("customer_interactions", "PAGE_VIEW"): 2,
+        ("customer_interactions", "SEARCH"): 1,
+        ("inventory_changes", "RESTOCK"): 1,
+    }
+    assert by_label(found[f"{PREFIX}late_events_by_topic"], "topic", f"{PREFIX}late_events_by_topic_total") == {
+        "orders.v1": 1
+    }
+
+
+def test_without_the_truth_the_by_kind_families_are_there_and_empty() -> None:
+    found = scrape(figures(), AgentMeters())
+    assert found[f"{PREFIX}events_by_kind"].samples == []
+    assert found[f"{PREFIX}late_events_by_topic"].samples == []
 
 
 def test_an_empty_worker_exports_every_family() -> None:

@@ -135,6 +135,28 @@ def test_drop_forgets_shards_that_moved() -> None:
     assert list(book.minutes) == [(0, 0)]
 
 
+def test_so_far_counts_the_open_minutes_and_those_taken_or_dropped_and_never_goes_down() -> None:
+    book = TruthBook()
+    for shard, minute in ((0, 0), (1, 0), (0, MINUTE_MS), (1, MINUTE_MS)):
+        book.counts(shard, minute).add("orders.v1", "orders", ORDER, shard == 1, None)
+    book.counts(0, MINUTE_MS).add("orders.v1", "orders", None, False, "undecodable")
+    seen = [book.so_far()]
+    book.settle(MINUTE_MS)
+    book.take(0)
+    seen.append(book.so_far())
+    book.drop([1])
+    seen.append(book.so_far())
+    assert book.minutes.keys() == {(0, MINUTE_MS)}
+    for counts in seen:
+        assert counts.orders == 4
+        assert counts.records == {"orders.v1": 5}
+        assert counts.late_events == {"orders.v1": 2}
+        assert counts.bad_records == {"undecodable": 1}
+    book.counts(0, MINUTE_MS).add("orders.v1", "orders", ORDER, False, None)
+    assert book.so_far().orders == 5
+    assert book.minutes[0, MINUTE_MS].orders == 2  # the book's own counts are not touched by reading
+
+
 def test_header_reads_pairs_and_mappings() -> None:
     assert header([("a", b"1"), (BAD_RECORD_HEADER, b"undecodable")], BAD_RECORD_HEADER) == "undecodable"
     assert header({"x": "2"}, "x") == "2"

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics import METRICS_PATH, PREFIX, AgentMeters, DatagenCollector, metrics_registry
 from app.stats import EmissionStats
+from app.truth import MinuteCounts
 from tests.unit.project.support import compose_default, interpolate, published_ports, service
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,7 +53,9 @@ def exported() -> dict[str, set[str]]:
         batches = meters.batches(agent)
         batches.decided(1, 0.01)
         batches.delivered(0.01)
-    registry = metrics_registry(DatagenCollector(stats, meters, lambda: {"orders.v1": 0}))
+    counted = MinuteCounts()
+    counted.add("orders.v1", "orders", {"quantity": 1, "amount": 100, "currency": "USD"}, True, None)
+    registry = metrics_registry(DatagenCollector(stats, meters, lambda: {"orders.v1": 0}, kinds=lambda: counted))
     names: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         for sample in family.samples:
