@@ -1,4 +1,5 @@
-"""Registration of the five value schemas under TopicNameStrategy subjects (``<topic>-value``)."""
+"""Registration of the six value schemas (the five events' and the truth's) under TopicNameStrategy subjects
+(``<topic>-value``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The five event topics and the dead-letter topic, declared with the configured partition counts."""
+"""The five event topics, the dead-letter topic and the truth topic, declared with the configured partition counts."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class DatagenApp(faust.App):
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
-    """Define the six topics on ``app``; the app creates them when it first starts."""
+    """Define the seven topics on ``app``; the app creates them when it first starts."""
     return Topics(
         {
             role: app.topic(

@@ -348,11 +348,10 @@ def _check_the_charts(page: Page, worker: Worker) -> None:
     _, history = http_get(worker.url + "/stats/history/")
     names = [series["name"] for series in history["series"]]
     generated = [worker.env[f"TOPIC_{role}"] for role in ("ORDERS", "CUSTOMER_INTERACTIONS", "INVENTORY_CHANGES")]
-    derived = [_derived(worker, f"TOPIC_{role}") for role in ("SHIPMENTS", "INVENTORY_CHANGES")]
+    derived = [_derived(worker, f"TOPIC_{role}") for role in ("PAYMENTS", "SHIPMENTS", "INVENTORY_CHANGES")]
     assert set(generated + derived) <= set(names)
-    # Payments are drawn once the orders agent counts them; until then the page says they are not.
-    if _derived(worker, "TOPIC_PAYMENTS") not in names:
-        expect(page.locator("#not-counted")).to_contain_text(worker.env["TOPIC_PAYMENTS"])
+    assert history["not_counted"] == []
+    expect(page.locator("#not-counted")).to_have_text("")  # every derived topic is drawn, none said missing
     lines = page.locator("#rate-chart polyline")
     expect(lines).to_have_count(len(names) + 2)
     drawn = [lines.nth(i).get_attribute("data-series") for i in range(lines.count())]
