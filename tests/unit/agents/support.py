@@ -1,5 +1,5 @@
-"""Shared by the agents' tests (and the agents' clock's): the derived truth's topics, a JSON codec, a producer that
-keeps what is sent, and a DerivedTruth wired to both.
+"""Shared by the agents' tests (and the agents' clock's): the derived truth's topics, a JSON codec, a DerivedTruth
+wired to it and to a producer that keeps what is sent, and a stock agent sending with both.
 
 Not a test module: pytest does not collect it.
 """
@@ -7,8 +7,13 @@ Not a test module: pytest does not collect it.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from typing import Any
 
 from agents.derived_truth import DerivedTruth
+from agents.stock import StockAgent
+from app.derivation.agent_clock import AgentClock
+from tests.unit.support import RecordingProducer
 
 TOPICS = {
     "truth": "truth.v1",
@@ -23,15 +28,7 @@ class StubCodec:
         return json.dumps(value).encode()
 
 
-class StubProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes, int]] = []
-
-    def send_surely(self, topic: str, key: bytes, value: bytes, timestamp_ms: int) -> None:
-        self.sent.append((topic, key, value, timestamp_ms))
-
-
-def truth(now_ms: int = 0) -> tuple[DerivedTruth, StubProducer]:
+def truth(now_ms: int = 0) -> tuple[DerivedTruth, RecordingProducer]:
     told = DerivedTruth(
         "app",
         StubCodec(),  # type: ignore[arg-type]
@@ -41,9 +38,30 @@ def truth(now_ms: int = 0) -> tuple[DerivedTruth, StubProducer]:
         incarnation="inc1",
         now_ms=now_ms,
     )
-    producer = StubProducer()
+    producer = RecordingProducer()
     told.attach(producer)  # type: ignore[arg-type]
     return told, producer
+
+
+def stock_agent(
+    ledger: Any, told: DerivedTruth, *, stopping: bool = False, clock: AgentClock | None = None
+) -> tuple[StockAgent, RecordingProducer]:
+    """A stock agent deciding with ``ledger`` (no intake: ``take`` is handed its batches), counting in ``told`` and
+    sending the codec's JSON to the TOPICS through a RecordingProducer; ``stopping`` says whether it is stopping."""
+    producer = RecordingProducer()
+    agent = StockAgent(
+        ledger,
+        None,  # type: ignore[arg-type]
+        StubCodec(),  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        TOPICS,
+        "requests",
+        Counter(),
+        lambda: stopping,
+        truth=told,
+        clock=clock,
+    )
+    return agent, producer
 
 
 class ReportedMessage:

@@ -7,18 +7,17 @@ import asyncio
 import io
 import json
 import time
-from collections import Counter
 
 import pytest
 from confluent_kafka import KafkaError
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from agents.ledger import Decided
-from agents.stock import StockAgent
 from app.truth import MINUTE_MS, MinuteCounts, source_key
 from app.wire.headers import SOURCE_HEADER
 from schemas import load_schema
-from tests.unit.agents.support import TOPICS, ReportedMessage, StubCodec, StubProducer, truth
+from tests.unit.agents.support import ReportedMessage, stock_agent, truth
+from tests.unit.support import RecordingProducer
 
 PAYMENT = {"status": "CAPTURED", "method": "CARD", "event_time": 0}
 DECLINED = {"status": "DECLINED", "method": "PAYPAL", "event_time": 0}
@@ -86,8 +85,8 @@ def StubMessage(  # reads like the record it stands for
     return ReportedMessage(topic, key, headers, timestamp_ms, json.dumps(value or {}).encode())
 
 
-def published(producer: StubProducer) -> dict[str, dict]:
-    return {key.decode(): json.loads(value) for topic, key, value, _ in producer.sent if topic == "truth.v1"}
+def published(producer: RecordingProducer) -> dict[str, dict]:
+    return {key.decode(): json.loads(value) for topic, key, value, _, _ in producer.sent if topic == "truth.v1"}
 
 
 def test_the_source_header_names_the_agent_and_the_process() -> None:
@@ -142,7 +141,7 @@ def test_a_failed_truth_record_is_sent_again_and_holds_truth_from() -> None:
     told.settle(MINUTE_MS + 5)
     assert told.truth_from() == 0
     told.publish(MINUTE_MS + 10)
-    assert [key for topic, key, _, _ in producer.sent if topic == "truth.v1"] == [b"orders:inc1:0"] * 2
+    assert [key for topic, key, _, _, _ in producer.sent if topic == "truth.v1"] == [b"orders:inc1:0"] * 2
     told.settle(MINUTE_MS + 20)
     assert told.truth_from() == MINUTE_MS
 
@@ -219,36 +218,20 @@ class OneBatchLedger:
         return Decided(records=[("shipments", "o1", SHIPMENT), ("inventory_changes", "5", SALE)])
 
 
-class HeaderProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, list | None]] = []
-
-    def send_surely(self, topic: str, key: bytes, value: bytes, timestamp_ms: int, headers: list | None = None):
-        self.sent.append((topic, headers))
-
-
 @pytest.mark.parametrize("stopping", [False, True])
 def test_the_stock_agent_s_records_carry_their_source_and_are_counted(stopping: bool) -> None:
     told, _ = truth()
-    producer = HeaderProducer()
-    agent = StockAgent(
-        OneBatchLedger(),  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        StubCodec(),  # type: ignore[arg-type]
-        producer,  # type: ignore[arg-type]
-        TOPICS,
-        "requests",
-        Counter(),
-        lambda: stopping,
-        truth=told,
-    )
+    agent, producer = stock_agent(OneBatchLedger(), told, stopping=stopping)
     asyncio.run(agent.take([]))
     if stopping:  # left in the outbox, sent by the next start: neither sent nor counted here
         assert producer.sent == []
         assert not told.minutes
         return
     source = [(SOURCE_HEADER, b"stock:inc1")]
-    assert producer.sent == [("shipments.v1", source), ("inventory-changes.v1", source)]
+    assert [(topic, headers) for topic, _, _, _, headers in producer.sent] == [
+        ("shipments.v1", source),
+        ("inventory-changes.v1", source),
+    ]
     (counts,) = told.minutes.values()
     assert counts.shipments == {"DHL": 1}
     assert counts.units_shipped == 3

@@ -24,6 +24,7 @@ from app.verify.observe import Record
 from app.verify.results import FAIL, PASS
 from app.wire.headers import DUPLICATE_HEADER
 from tests.unit.generation.support import assert_share
+from tests.unit.support import RecordingProducer
 from tests.unit.verify.support import SyntheticRun
 
 
@@ -41,17 +42,8 @@ def test_no_event_is_marked_duplicate_by_default_and_the_stream_is_unchanged(
     assert plain == zero
 
 
-class Producer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, ...]] = []
-
-    def send(self, *record: Any) -> bool:
-        self.sent.append(record)
-        return True
-
-
 def test_the_copy_has_the_same_key_and_value_bytes_and_the_duplicate_header() -> None:
-    producer = Producer()
+    producer = RecordingProducer()
     generation = Generation(load_settings({}), None, producer, EmissionStats())  # type: ignore[arg-type]
     original = ("orders.v1", b"order-1", b"\x00\x00\x00\x00\x01avro", 1_000, [("x-datagen-shard", b"2")])
     assert asyncio.run(generation._duplicate(original))

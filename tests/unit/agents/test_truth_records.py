@@ -7,14 +7,7 @@ from typing import Any
 from confluent_kafka import KafkaError
 
 from agents.truth_records import Failure, Pending, TruthRecords
-
-
-class Producer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes, int]] = []
-
-    def send_surely(self, topic: str, key: bytes, value: bytes, timestamp_ms: int) -> None:
-        self.sent.append((topic, key, value, timestamp_ms))
+from tests.unit.support import RecordingProducer
 
 
 class Message:
@@ -28,8 +21,8 @@ class Message:
         return self._key
 
 
-def records() -> tuple[TruthRecords, Producer]:
-    found, producer = TruthRecords("truth.v1"), Producer()
+def records() -> tuple[TruthRecords, RecordingProducer]:
+    found, producer = TruthRecords("truth.v1"), RecordingProducer()
     found.attach(producer)  # type: ignore[arg-type]
     return found, producer
 
@@ -38,7 +31,7 @@ def test_a_record_is_pending_until_the_queue_is_seen_empty_after_it() -> None:
     found, producer = records()
     found.send("0:0", Pending(0, 0, b"v", 1_000))
     found.send("0:60000", Pending(0, 60_000, b"w", 2_000), track=False)  # sent, not waited for
-    assert producer.sent == [("truth.v1", b"0:0", b"v", 1_000), ("truth.v1", b"0:60000", b"w", 2_000)]
+    assert producer.sent == [("truth.v1", b"0:0", b"v", 1_000, None), ("truth.v1", b"0:60000", b"w", 2_000, None)]
     assert not found.delivered(["0:0"])
     found.settle(999)  # seen empty before it was sent: proves nothing
     assert list(found.pending) == ["0:0"]
@@ -55,7 +48,7 @@ def test_a_failed_truth_record_stays_pending_and_is_sent_again_once() -> None:
     found.settle(5_000)
     assert list(found.pending) == ["s:0"]  # failed: not delivered, whatever the queue says
     found.resend(6_000)
-    assert producer.sent[1:] == [("truth.v1", b"s:0", b"v", 6_000)]
+    assert producer.sent[1:] == [("truth.v1", b"s:0", b"v", 6_000, None)]
     assert found.pending["s:0"] == Pending("orders:a", 0, b"v", 6_000, own=False)
     found.settle(6_000)
     assert found.delivered(["s:0"])

@@ -39,6 +39,7 @@ from app.metrics import (
 from app.settings import load_settings
 from app.stats import EmissionStats
 from app.truth import MINUTE_MS, TruthBook
+from tests.unit.support import RecordingProducer
 
 DSN = "host=127.0.0.1 dbname=demo user=admin password=admin"
 NOW = 110.0
@@ -257,27 +258,6 @@ def test_lag_lists_every_input_topic_even_without_partitions_here() -> None:
 # ----- the agents
 
 
-@dataclass
-class Producer:
-    """The agents' producer, holding what was sent; every record is delivered at once."""
-
-    sent: list[tuple[str, bytes, bytes]] = field(default_factory=list)
-    drained_ms: int = 0
-
-    @staticmethod
-    def clock() -> int:
-        return 1_700_000_000_000
-
-    def send_surely(self, topic: str, key: bytes, value: bytes, timestamp_ms: int, headers: Any = None) -> None:
-        self.sent.append((topic, key, value))
-
-    def flush(self, timeout: float) -> int:
-        return 0
-
-    def queued(self) -> int:
-        return 0
-
-
 def event(app: App, value: bytes, key: bytes = b"k", offset: int = 0) -> Any:
     message = SimpleNamespace(topic="in", partition=0, offset=offset, key=key, timestamp=1.0, headers=[])
     return SimpleNamespace(app=app, value=value, message=message)
@@ -313,7 +293,7 @@ class Ordering:
 
 
 def test_a_dead_letter_is_counted_by_reason_and_in_the_stats_alike() -> None:
-    app, producer, counts = App(), Producer(), Counter[str]()
+    app, producer, counts = App(), RecordingProducer(), Counter[str]()
     intake = Intake(decoder(), producer, "dlq", counts)  # type: ignore[arg-type]
     intake.dead_letter(event(app, b"x", key=b"abc"), "key b'abc': expected a product id", "bad_key")
     asyncio.run(intake.value(event(app, b"\x01nope"), "orders.v1", lambda value: None, "order", "invalid_order"))
@@ -321,11 +301,11 @@ def test_a_dead_letter_is_counted_by_reason_and_in_the_stats_alike() -> None:
     asyncio.run(invalid.value(event(app, b"\x00"), "orders.v1", lambda value: "negative", "order", "invalid_order"))
     assert agent_meters(app).dead_letters == {"bad_key": 1, "undecodable": 1, "invalid_order": 1}
     assert counts[DEAD_LETTERS] == 3 == len(producer.sent)
-    assert [topic for topic, _, _ in producer.sent] == ["dlq"] * 3
+    assert [topic for topic, _, _, _, _ in producer.sent] == ["dlq"] * 3
 
 
 def test_the_orders_agent_times_each_batch_and_registers_its_producer() -> None:
-    app, producer, counts = App(), Producer(), Counter[str]()
+    app, producer, counts = App(), RecordingProducer(), Counter[str]()
     intake = Intake(decoder(), producer, "dlq", counts)  # type: ignore[arg-type]
     topics = {"orders": "orders.v1", "payments": "payments.v1"}
     agent = OrdersAgent(intake, None, producer, topics, "requests", None, counts, lambda: False)  # type: ignore[arg-type]
@@ -366,7 +346,7 @@ def test_the_stock_agent_times_each_batch_and_counts_bad_keys(monkeypatch: pytes
         raise AssertionError(f"the stock agent would have exited with {status}")
 
     monkeypatch.setattr("agents.stock.os._exit", fail)  # the agent's answer to an error: not the test process's
-    app, producer, counts = App(), Producer(), Counter[str]()
+    app, producer, counts = App(), RecordingProducer(), Counter[str]()
     intake = Intake(decoder(), producer, "dlq", counts)  # type: ignore[arg-type]
     agent = StockAgent(Ledger(), intake, Codec(), producer, {}, "requests", counts, lambda: False)  # type: ignore[arg-type]
     stream = Stream(app, [[event(app, b"{}", key=b"not-a-product", offset=n) for n in range(5)]])

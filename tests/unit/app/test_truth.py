@@ -21,9 +21,10 @@ from app.truth import (
     minute_of,
     truth_key,
 )
-from app.wire.headers import BAD_RECORD_HEADER, SHARD_HEADER
+from app.wire.headers import BAD_RECORD_HEADER, SHARD_HEADER, Headers
 from schemas import load_schema
 from tests.unit.agents.support import ReportedMessage, StubCodec
+from tests.unit.support import RecordingProducer
 
 ORDER = {"quantity": 3, "amount": 1_500, "currency": "EUR", "event_time": 0}
 VIEW = {"interaction_type": "PAGE_VIEW", "event_time": 0}
@@ -198,23 +199,25 @@ def StubMessage(  # reads like the record it stands for
     return ReportedMessage(topic, key, [(SHARD_HEADER, str(shard).encode())], timestamp_ms, value)
 
 
-class StubProducer:
-    """Takes records; ``during_send`` runs inside a send, as delivery reports run inside librdkafka's poll."""
+class ReportingProducer(RecordingProducer):
+    """Keeps records; ``during_send`` runs inside a send, as delivery reports run inside librdkafka's poll."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes, int]] = []
+        super().__init__()
         self.during_send: list = []
 
-    def send_surely(self, topic: str, key: bytes, value: bytes, timestamp_ms: int) -> None:
-        self.sent.append((topic, key, value, timestamp_ms))
+    def send_surely(
+        self, topic: str, key: bytes, value: bytes, timestamp_ms: int, headers: Headers | None = None
+    ) -> None:
+        super().send_surely(topic, key, value, timestamp_ms, headers)
         while self.during_send:
             self.during_send.pop(0)()
 
 
-def teller() -> tuple[TruthTeller, StubProducer]:
+def teller() -> tuple[TruthTeller, ReportingProducer]:
     topics = {"truth": "truth.v1", "orders": "orders.v1"}
     told = TruthTeller("app", StubCodec(), topics, lambda role, raw: ORDER, {}, {"orders.v1": "orders"})  # type: ignore[arg-type]
-    producer = StubProducer()
+    producer = ReportingProducer()
     told.attach(producer)  # type: ignore[arg-type]
     return told, producer
 
@@ -226,8 +229,8 @@ def orders(count: int) -> MinuteCounts:
     return counts
 
 
-def published(producer: StubProducer) -> dict[str, dict]:
-    return {key.decode(): json.loads(value) for topic, key, value, _ in producer.sent if topic == "truth.v1"}
+def published(producer: RecordingProducer) -> dict[str, dict]:
+    return {key.decode(): json.loads(value) for topic, key, value, _, _ in producer.sent if topic == "truth.v1"}
 
 
 def test_a_settled_minute_is_published_and_its_truth_counts_once_in_kafka() -> None:
@@ -250,7 +253,7 @@ def test_a_truth_record_that_failed_is_sent_again_and_holds_truth_from() -> None
     told.settle(MINUTE_MS + 5)
     assert told.truth_from(0) == 0
     told.publish(MINUTE_MS + 10, lambda shard: True)
-    assert [key for topic, key, _, _ in producer.sent if topic == "truth.v1"] == [b"0:0", b"0:0"]
+    assert [key for topic, key, _, _, _ in producer.sent if topic == "truth.v1"] == [b"0:0", b"0:0"]
 
 
 def test_a_failure_reported_while_resending_is_kept_for_the_next_round() -> None:
@@ -267,7 +270,7 @@ def test_a_failure_reported_while_resending_is_kept_for_the_next_round() -> None
     told.settle(MINUTE_MS + 20)
     assert told.truth_from(1) == 0, "shard 1's truth of minute 0 was forgotten"
     told.publish(MINUTE_MS + 30, lambda shard: True)
-    assert [key for topic, key, _, _ in producer.sent if topic == "truth.v1"][-1] == b"1:0"
+    assert [key for topic, key, _, _, _ in producer.sent if topic == "truth.v1"][-1] == b"1:0"
 
 
 def test_a_record_that_surely_failed_is_taken_back_out() -> None:
@@ -308,15 +311,12 @@ def test_a_shard_not_held_is_not_published() -> None:
     assert list(published(producer)) == ["0:0"]
 
 
-class QueueProducer(StubProducer):
+class QueueProducer(RecordingProducer):
     """A producer whose queue holds ``waiting`` records until told otherwise."""
 
     def __init__(self) -> None:
         super().__init__()
         self.waiting = 0
-
-    def serve(self, timeout: float = 0.0) -> None:
-        pass
 
     def queued(self) -> int:
         return self.waiting

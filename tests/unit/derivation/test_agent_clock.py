@@ -13,14 +13,14 @@ from typing import Any
 from agents.fulfilment import agent_clock
 from agents.ledger import Decided
 from agents.orders import OrdersAgent
-from agents.stock import StockAgent
 from app.derivation import DerivationConfig
 from app.derivation.agent_clock import AgentClock
 from app.settings import Settings, load_settings
 from app.truth import minute_of
-from tests.unit.agents.support import TOPICS, StubCodec, truth
+from tests.unit.agents.support import StubCodec, stock_agent, truth
 from tests.unit.derivation.support import make_order
 from tests.unit.generation.support import FrozenWall
+from tests.unit.support import RecordingProducer
 
 DAY_MS = 86_400_000
 #: 2026-11-29T00:00:00Z, simulated: long before the wall clock of these tests.
@@ -66,14 +66,6 @@ def test_the_agents_start_where_the_generator_does(settings_factory: Callable[..
 # ----- the agents stamp on it
 
 
-class Producer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict, int]] = []
-
-    def send_surely(self, topic: str, key: bytes, value: bytes, timestamp_ms: int, headers: Any = None) -> None:
-        self.sent.append((topic, json.loads(value) if value.startswith(b"{") else {}, timestamp_ms))
-
-
 class Intake:
     def __init__(self, order: dict) -> None:
         self.order = order
@@ -86,7 +78,7 @@ def test_the_orders_agent_stamps_the_payment_and_request_no_earlier_than_the_ord
     wall = FrozenWall(1_900_000_000.0)  # the wall clock is two years past the simulated orders
     clock = AgentClock(SIMULATED_MS - DAY_MS, wall=wall)
     order = make_order(random.Random(4), event_time=SIMULATED_MS - 3_000)  # a late order: event time behind
-    producer = Producer()
+    producer = RecordingProducer()
     config = DerivationConfig.from_settings(load_settings({"P_ORDER_HAS_PAYMENT": "1"}))
     agent = OrdersAgent(
         Intake(order),  # type: ignore[arg-type]
@@ -101,7 +93,8 @@ def test_the_orders_agent_stamps_the_payment_and_request_no_earlier_than_the_ord
     )
     message = SimpleNamespace(headers=[], timestamp=SIMULATED_MS / 1000, partition=0, offset=9)
     asyncio.run(agent.take(SimpleNamespace(message=message)))  # type: ignore[arg-type]
-    (topic, payment, paid_at), (requests, _, requested_at) = producer.sent
+    (topic, _, value, paid_at, _), (requests, _, _, requested_at, _) = producer.sent
+    payment = json.loads(value)
     assert (topic, requests) == ("payments.v1", "requests")
     assert paid_at == max(SIMULATED_MS, payment["event_time"])  # not the wall clock
     assert paid_at >= payment["event_time"]
@@ -126,21 +119,9 @@ def test_the_stock_agent_stamps_each_record_and_counts_it_in_the_minute_of_its_s
     shipment = {"carrier": "DHL", "event_time": SIMULATED_MS + 150_000}  # handling time ahead
     sale = {"change_type": "SALE", "delta": -2, "event_time": SIMULATED_MS - 1_000}
     told, _ = truth(now_ms=SIMULATED_MS)
-    producer = Producer()
-    agent = StockAgent(
-        Ledger(shipment, sale),  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        StubCodec(),  # type: ignore[arg-type]
-        producer,  # type: ignore[arg-type]
-        TOPICS,
-        "requests",
-        Counter(),
-        lambda: False,
-        truth=told,
-        clock=clock,
-    )
+    agent, producer = stock_agent(Ledger(shipment, sale), told, clock=clock)
     asyncio.run(agent.take([]))
-    assert [(topic, stamp) for topic, _, stamp in producer.sent] == [
+    assert [(topic, stamp) for topic, _, _, stamp, _ in producer.sent] == [
         ("shipments.v1", SIMULATED_MS + 150_000),
         ("inventory-changes.v1", SIMULATED_MS),
     ]

@@ -18,6 +18,7 @@ from app.generation.rate import diurnal_factor
 from app.settings import load_settings
 from app.stats import EmissionStats
 from tests.unit.generation.support import FrozenWall, make_catalog
+from tests.unit.support import RecordingProducer
 
 START = "2026-11-30T00:00:00Z"
 START_MS = 1_795_996_800_000  # 2026-11-30T00:00:00Z, checked below
@@ -144,31 +145,14 @@ def test_a_clock_with_a_speedup_of_zero_is_refused() -> None:
 # The generator on the simulated clock ----------------------------------------------------------------------------
 
 
-class Producer:
-    """Takes every record at once and keeps it."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, ...]] = []
-
-    def send(self, *record: Any) -> bool:
-        self.sent.append(record)
-        return True
-
-    def serve(self, timeout: float) -> int:
-        return 0
-
-    def queued(self) -> int:
-        return 0
-
-
 class Codec:
     def encode(self, kind: str, value: Any) -> bytes:
         return b"x"
 
 
-def generation_of(environ: dict[str, str], wall: FrozenWall) -> tuple[Generation, Producer]:
+def generation_of(environ: dict[str, str], wall: FrozenWall) -> tuple[Generation, RecordingProducer]:
     settings = load_settings({"GENERATION_SHARDS": "2", "TRUTH_ENABLED": "false", "P_BAD_RECORD": "0", **environ})
-    producer = Producer()
+    producer = RecordingProducer()
     generation = Generation(settings, Codec(), producer, EmissionStats(), wall_clock=wall)  # type: ignore[arg-type]
     catalog = make_catalog(users=300, products=40)
     streams = {
