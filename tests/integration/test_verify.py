@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -219,7 +220,13 @@ def test_a_clean_run_passes(deployment: Deployment) -> None:
     not_passed = {name: clean.statuses.get(name) for name in MUST_PASS if clean.statuses.get(name) != "PASS"}
     assert not_passed == {}, clean.stdout
     assert "z = 4.5" in clean.stdout
-    assert "verify: reading" in clean.stderr or "verify: read" in clean.stderr  # progress, on stderr
+    # Progress on stderr: each topic's last line says it was read to the end it had when verify started.
+    env = deployment.env
+    for setting in ("TOPIC_ORDERS", "TOPIC_PAYMENTS", "TOPIC_SHIPMENTS", "TOPIC_INVENTORY_CHANGES",
+                    "TOPIC_CUSTOMER_INTERACTIONS", "TOPIC_DEAD_LETTER"):
+        done = re.search(rf"^verify: read {re.escape(env[setting])}: ([\d,]+) of \1 records$", clean.stderr, re.M)
+        assert done is not None, (setting, clean.stderr)
+        assert int(done.group(1).replace(",", "")) > 0
 
 
 def test_a_clean_run_with_the_worker_stopped_fails_nothing(deployment: Deployment) -> None:
