@@ -275,7 +275,8 @@ class TruthBook:
         """Everything counted here since the worker started: the minutes taken or dropped and the open ones.
 
         Read when Prometheus scrapes (``app/metrics.py``), never per record. It counts what this worker emitted,
-        plus what it counted from Kafka for a shard taken over from a worker that was killed.
+        plus what it counted again from Kafka for a shard it took over (so the minute open when a shard moves is
+        counted by both owners; the truth records themselves are exact).
         """
         total = MinuteCounts()
         total.merge(self._past)
