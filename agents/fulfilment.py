@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import faust
@@ -141,14 +141,17 @@ class FulfilmentAgents:
             app.timer(TRUTH_SECONDS, name="derived-truth")(self._tell_truth)
         app.on_before_shutdown.connect(self._on_shutdown)
 
-    async def start(self, reference: StockReference, *, open_ledger: bool = True) -> None:
-        """Begin work with the reference data; on the first run, open the ledger with the seeded balances.
+    async def start(
+        self, reference: StockReference, *, open_ledger: bool = True, schema_ids: Mapping[str, int] | None = None
+    ) -> None:
+        """Begin work with the reference data, writing with ``schema_ids`` (role: id, as registered at start-up); on
+        the first run, open the ledger with the seeded balances.
 
         ``open_ledger=False``: the generation shard 0's worker opens it (``open_ledger``), once per deployment.
         """
         settings = self._settings
         self.reference = reference
-        codec = AvroCodec(self._registry, self._topics)
+        codec = AvroCodec(self._registry, self._topics, ids=schema_ids)
         decoder = RecordDecoder(self._registry)
         topics = self._topics
         truth = None

@@ -137,6 +137,8 @@ class Evolution:
             ids = await until_done(lambda: asyncio.to_thread(attempt), what)
             self.registered = ids is not None
             if ids is not None:
+                # Written with the ids just registered: no record asks the registry again, which may go away.
+                self._v2 = AvroCodec(registry, settings.topics(), version=2, ids=ids)
                 log.info("SCHEMA_EVOLVE_AFTER=%d reached: version 2 registered (BACKWARD checked): %s", self._after,
                          ids)
         return self.registered
@@ -481,8 +483,13 @@ class GenerationAgent:
         before generation starts."""
         return None if self.teller is None else self.teller.book.so_far()
 
-    def start(self, catalog: Catalog, opened: Callable[[bool], Awaitable[None]] | None = None) -> Generation:
-        """Begin generating from ``catalog``.
+    def start(
+        self,
+        catalog: Catalog,
+        opened: Callable[[bool], Awaitable[None]] | None = None,
+        schema_ids: Mapping[str, int] | None = None,
+    ) -> Generation:
+        """Begin generating from ``catalog``, writing with ``schema_ids`` (role: id, as registered at start-up).
 
         ``opened(first)`` is awaited before shards start: with ``first`` (this worker holds shard 0, which owns
         the once-per-deployment work) it opens the ledger; otherwise it waits until the ledger is open.
@@ -500,7 +507,7 @@ class GenerationAgent:
         self._catalog = catalog
         self._opened = opened
         topics = settings.topics()
-        codec = AvroCodec(self._registry, topics)
+        codec = AvroCodec(self._registry, topics, ids=schema_ids)
         if settings.truth_enabled:
             decoder = RecordDecoder(self._registry)
             generated = {topic: kind for kind, (topic, _) in routes(settings).items() if kind in GENERATED}

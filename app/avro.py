@@ -24,7 +24,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_writer
 
 from app.avro_writer import UNHANDLED, UnsupportedSchema, Writer, compile_writer
-from app.wire.framing import HEADER_SIZE
+from app.wire.framing import HEADER_SIZE, header
 from schemas import EVOLVED_SCHEMAS, SCHEMA_FILES, load_schema
 
 #: TopicNameStrategy (``<topic>-value``) stated, not left to the client's default: since confluent-kafka 2.16
@@ -36,7 +36,13 @@ SERIALIZER_CONF = {"auto.register.schemas": True, "subject.name.strategy.type": 
 class AvroCodec:
     """One serializer per topic role, used until it has registered its schema; then its header and a compiled writer."""
 
-    def __init__(self, client: SchemaRegistryClient, topics: Mapping[str, str], version: int = 1) -> None:
+    def __init__(
+        self,
+        client: SchemaRegistryClient,
+        topics: Mapping[str, str],
+        version: int = 1,
+        ids: Mapping[str, int] | None = None,
+    ) -> None:
         """``version`` 2: the evolved schemas (schemas.EVOLVED_SCHEMAS) of the roles that have one, the others'
         version 1."""
         roles = EVOLVED_SCHEMAS if version == 2 else SCHEMA_FILES
@@ -49,14 +55,16 @@ class AvroCodec:
         for role, text in texts.items():
             with contextlib.suppress(UnsupportedSchema):
                 self._writers[role] = compile_writer(json.loads(text))
-        #: The 5-byte header of each role whose schema the registry has given an id.
-        self._headers: dict[str, bytes] = {}
+        #: The 5-byte header of each role whose schema the registry has given an id: those of ``ids`` (what
+        #: registering this version's schemas answered at start-up) from the start, so that encoding them never asks
+        #: the registry again (it may be down by then); any other role's with its first record.
+        self._headers: dict[str, bytes] = {role: header(ids[role]) for role in texts if ids and role in ids}
 
     def encode(self, role: str, value: Mapping[str, object]) -> bytes:
         """The framed Avro bytes of ``value`` for the topic of ``role``.
 
-        Raises what the registry client raises while a role's schema has no id yet and the registry cannot
-        be reached.
+        Raises what the registry client raises while a role's schema has no id yet (not among the ``ids`` the codec
+        was made with, nor written before) and the registry cannot be reached.
         """
         header = self._headers.get(role)
         if header is None:

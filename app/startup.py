@@ -45,18 +45,20 @@ def register_start_up(
     async def start_up() -> None:
         """Each service's step on its own, so one that is down does not hold back the others."""
         log.info("settings: %s", settings.display())
-        await asyncio.gather(register_until_done(registry, settings), seed_reference_data())
+        # The ids every codec writes with: encoding never asks the registry again, so a registry that goes away
+        # later stops nothing but decoding a schema id not seen yet.
+        schema_ids, _ = await asyncio.gather(register_until_done(registry, settings), seed_reference_data())
         if inventory is not None:
             await inventory.start()
         catalog = await until_done(lambda: load_catalog(dsn), "loading the catalogue")
         if fulfilment is not None:
             reference = await until_done(lambda: load_stock_reference(dsn), "loading the stock")
             # With generation on, the worker holding shard 0 opens the ledger (once per deployment).
-            await fulfilment.start(reference, open_ledger=not settings.generation_enabled)
+            await fulfilment.start(reference, open_ledger=not settings.generation_enabled, schema_ids=schema_ids)
         settle_garbage_collector()
         restore_root_log_level()
         if settings.generation_enabled:
-            generation.start(catalog, fulfilment.open_ledger if fulfilment is not None else None)
+            generation.start(catalog, fulfilment.open_ledger if fulfilment is not None else None, schema_ids)
         else:
             generation.stats.state = "disabled"
             log.info("GENERATION_ENABLED=false: this worker only runs the agents")
