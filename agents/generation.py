@@ -109,7 +109,8 @@ class Evolution:
         self._after = settings.schema_evolve_after
         self._shards = settings.generation_shards
         self._v1 = codec
-        self._v2 = AvroCodec(registry, settings.topics(), version=2)
+        #: Version 2's codec, made once it is registered, with the ids the registration answered.
+        self._v2: AvroCodec | None = None
         #: None until registration was tried; then whether version 2 is registered (False: the registry refused it).
         self.registered: bool | None = None
 
@@ -146,6 +147,7 @@ class Evolution:
     def encode(self, kind: str, value: Mapping[str, Any]) -> bytes:
         """``value`` written with version 2 of its schema (with its new fields), or version 1 if it has none."""
         if kind in EVOLVED_SCHEMAS:
+            assert self._v2 is not None, "version 2 is written only once ready() says it is registered"
             return self._v2.encode(kind, evolved(kind, value))
         return self._v1.encode(kind, value)
 

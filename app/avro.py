@@ -24,7 +24,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_writer
 
 from app.avro_writer import UNHANDLED, UnsupportedSchema, Writer, compile_writer
-from app.wire.framing import HEADER_SIZE, header
+from app.wire.framing import HEADER_SIZE
+from app.wire.framing import header as frame_header
 from schemas import EVOLVED_SCHEMAS, SCHEMA_FILES, load_schema
 
 #: TopicNameStrategy (``<topic>-value``) stated, not left to the client's default: since confluent-kafka 2.16
@@ -58,7 +59,7 @@ class AvroCodec:
         #: The 5-byte header of each role whose schema the registry has given an id: those of ``ids`` (what
         #: registering this version's schemas answered at start-up) from the start, so that encoding them never asks
         #: the registry again (it may be down by then); any other role's with its first record.
-        self._headers: dict[str, bytes] = {role: header(ids[role]) for role in texts if ids and role in ids}
+        self._headers: dict[str, bytes] = {role: frame_header(ids[role]) for role in texts if ids and role in ids}
 
     def encode(self, role: str, value: Mapping[str, object]) -> bytes:
         """The framed Avro bytes of ``value`` for the topic of ``role``.

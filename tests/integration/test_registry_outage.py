@@ -5,29 +5,19 @@ registry is down, and the worker goes on generating (make faults found a worker 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from app.truth import GENERATOR
-from db.throwaway import create_database, drop_database, dsn_for
 from faults.harness import stack
-from tests.support import PG_DSN, http_get, run_worker, unique_topics, wait_for
+from tests.support import http_get, run_worker, unique_topics, wait_for
 from tests.truth_support import MINUTE, latest_truth
 
 pytestmark = pytest.mark.integration
 
 SMALL = {"N_USERS": "300", "N_PRODUCTS": "200", "N_WAREHOUSES": "2", "N_SUPPLIERS": "8"}
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    name = create_database(PG_DSN, "registryout")
-    try:
-        yield dsn_for(PG_DSN, name)
-    finally:
-        drop_database(PG_DSN, name)
 
 
 def emitted(url: str) -> int:
@@ -36,9 +26,11 @@ def emitted(url: str) -> int:
     return int(stats["emitted"])
 
 
-def test_the_first_minute_s_truth_goes_out_while_the_registry_is_down(tmp_path: Path, database: str) -> None:
+def test_the_first_minute_s_truth_goes_out_while_the_registry_is_down(
+    tmp_path: Path, pg_database_factory: Callable[[], str]
+) -> None:
     topics = unique_topics("registryout")
-    settings = {**topics, **SMALL, "PG_DSN": database, "TARGET_EPS": "50", "DIURNAL_ENABLED": "false"}
+    settings = {**topics, **SMALL, "PG_DSN": pg_database_factory(), "TARGET_EPS": "50", "DIURNAL_ENABLED": "false"}
     with run_worker(tmp_path, settings) as worker:
         worker.wait_until_logged("held here; started", timeout=120)
         first_minute = int(time.time() * 1000) // MINUTE * MINUTE
